@@ -1,0 +1,14 @@
+#include <CLI/CLI.hpp>
+
+#include "bench/bench.h"
+#include "cli/commands.h"
+
+namespace tv::cli {
+
+void add_bench_command(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "Measure throughput (kernels, tokenizer, training) on this machine");
+  bench->require_subcommand(1);
+  tv::bench::add_bench_ops(*bench);
+}
+
+}  // namespace tv::cli

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tinyvlm needs to build, test and run. Idempotent.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build ccache pkg-config
+      libopenblas-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+      libjpeg62-turbo-dev libpng-dev libutf8proc-dev
+      libgtest-dev libgmock-dev libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,13 @@
+// Each subcommand lives in its own cmd_*.cpp and registers itself on the root app here.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace tv::cli {
+
+void add_bench_command(CLI::App& app);
+void add_tokenizer_commands(CLI::App& app);  // `tokenizer train|encode|decode` and `tokenize`
+
+}  // namespace tv::cli
