@@ -1,0 +1,31 @@
+// The registry of ops. Every op here must have tests registered with TV_OP_TEST (tests/harness):
+// differentiable ops a `forward` check against a naive reference and a `gradcheck` against finite
+// differences in double precision; update ops (no gradient) a `forward` check. tests/core/test_op_registry.cpp
+// fails when an op lacks them, so an op cannot be added untested.
+#pragma once
+
+#define TV_DIFFERENTIABLE_OPS(X) \
+  X(matmul)                      \
+  X(linear)                      \
+  X(embedding)                   \
+  X(rmsnorm)                     \
+  X(layernorm)                   \
+  X(rope)                        \
+  X(softmax)                     \
+  X(silu)                        \
+  X(swiglu)                      \
+  X(gelu)                        \
+  X(attention)                   \
+  X(moe_route)                   \
+  X(moe_aux_loss)                \
+  X(cross_entropy)               \
+  X(patch_embed)                 \
+  X(gather_rows)                 \
+  X(scatter_add_rows)
+
+#define TV_UPDATE_OPS(X) \
+  X(add)                 \
+  X(scale)               \
+  X(sum_squares)         \
+  X(adamw)               \
+  X(clip_grad_norm)

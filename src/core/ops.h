@@ -1,0 +1,121 @@
+// The op list: every computation the models use, one forward and one backward per op.
+//
+// Conventions (all ops):
+// - Tensors are contiguous and row-major. Float ops accept f32 or f64 (f64 exists for gradient checks);
+//   all float arguments of one call share a dtype. Index tensors are i32.
+// - Forward functions overwrite their outputs. Backward functions ACCUMULATE (+=) into every gradient
+//   they are given, so gradients of shared inputs and micro-batches add up; a null gradient pointer
+//   means "not needed" and is skipped.
+// - Each op checks its arguments and dispatches on the device (src/ops/<op>.cpp) to the kernel of that
+//   backend (src/kernels/cpu/<op>.cpp, later src/kernels/cuda/<op>.cu).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace tv::ops {
+
+// ---- GEMM primitive: c = alpha * op(a) @ op(b) + beta * c, all 2-D.
+void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha = 1.0,
+            double beta = 0.0);
+
+// ---- linear: x [N, in], w [out, in] (PyTorch layout), b [out] or null -> y [N, out].
+void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
+void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w);
+
+// ---- embedding: ids i32 [N], table [V, D] -> y [N, D]; backward scatter-adds rows: dtable[ids[n]] += dy[n].
+void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table);
+void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids);
+
+// ---- RMSNorm over the last dim: y = x / sqrt(mean(x^2) + eps) * gamma. x [N, D], gamma [D], rstd [N] saved.
+void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, double eps);
+void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                 const Tensor& rstd);
+
+// ---- LayerNorm over the last dim with weight and bias. x [N, D]; mean, rstd [N] saved.
+void layernorm_fwd(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
+                   double eps);
+void layernorm_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
+                   const Tensor& mean, const Tensor& rstd);
+
+// ---- interleaved RoPE: x [B, S, H, Dh]; pairs (2j, 2j+1) rotate by (pos_offset + s) * theta^(-2j/Dh).
+// y may be x itself. The backward rotates by the opposite angle.
+void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta);
+void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta);
+
+// ---- softmax over the last dim.
+void softmax_fwd(Tensor& y, const Tensor& x);
+void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y);
+
+// ---- activations, elementwise.
+void silu_fwd(Tensor& y, const Tensor& x);
+void silu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x);
+void swiglu_fwd(Tensor& h, const Tensor& gate, const Tensor& up);  // h = silu(gate) * up
+void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up);
+void gelu_fwd(Tensor& y, const Tensor& x);  // exact: x * Phi(x) with erf
+void gelu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x);
+
+// ---- attention (GQA; query head h reads kv head h / (H / Hkv)).
+// q [B, Sq, H, Dh], k and v [B, Sk, Hkv, Dh] -> out [B, Sq, H, Dh]; lse [B, H, Sq] (log-sum-exp of the
+// scaled scores per query row) is saved for the backward. Query i sits at absolute position q_offset + i,
+// key j at position j. scores = scale * q.k. With causal, query m sees key n iff n <= m; with
+// chunk_size > 0 additionally iff n / chunk_size == m / chunk_size. Tiled: memory never grows with
+// Sq x Sk x heads. The backward also returns d(loss)/d(scale) (for the NoPE temperature) when asked.
+struct AttentionParams {
+  double scale = 1.0;
+  int64_t q_offset = 0;
+  int64_t chunk_size = 0;  // 0: no chunking
+  bool causal = true;
+};
+void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                   const AttentionParams& p);
+void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Tensor& dout, const Tensor& q,
+                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p);
+
+// ---- MoE routing: logits [N, E] -> probs = softmax(logits) [N, E]; idx i32 [N, k] the top-k experts in
+// descending probability (ties: lower index first); w [N, k] = their probabilities renormalised to sum 1.
+// The backward takes dw (and, from the load-balancing loss, dprobs) back to dlogits.
+void moe_route_fwd(Tensor& probs, Tensor& idx, Tensor& w, const Tensor& logits, int k);
+void moe_route_bwd(Tensor& dlogits, const Tensor& dw, const Tensor* dprobs, const Tensor& probs, const Tensor& idx);
+
+// ---- load-balancing loss E * sum_e f_e * P_e (f_e: share of (token, slot) picks, not differentiable;
+// P_e: mean of probs[:, e]). The backward adds dloss * d/dprobs to dprobs.
+double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx);
+void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const Tensor& idx);
+
+// ---- cross-entropy fused with log-softmax: logits [N, V], targets i32 [N]. losses [N] gets
+// -log softmax(logits)[target] (0 where target == ignore_index), lse [N] the row log-sum-exp.
+// Returns the number of rows not ignored. Backward: dlogits[n] += dlosses[n] * (softmax - onehot).
+int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, const Tensor& targets,
+                          int32_t ignore_index = -100);
+void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
+                       const Tensor& lse, int32_t ignore_index = -100);
+
+// ---- 2-D convolution as patch embedding (stride = kernel = P, no padding):
+// img [B, C, H, W], w [Co, C, P, P], b [Co] or null -> y [B, (H/P)*(W/P), Co] (patches row-major).
+void patch_embed_fwd(Tensor& y, const Tensor& img, const Tensor& w, const Tensor* b);
+void patch_embed_bwd(Tensor* dimg, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& img, const Tensor& w);
+
+// ---- row movement for grouped MoE GEMMs.
+void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows);  // y[i] = x[rows[i]]
+// y[rows[i]] += (weights ? weights[i] : 1) * x[i]   (serial over i per row: deterministic)
+void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tensor* weights);
+
+// ---- elementwise helpers.
+void add_(Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x
+void scale_(Tensor& y, double alpha);                       // y *= alpha
+double sum_squares(const Tensor& x);                        // sum of x^2, accumulated in double
+
+// ---- optimizer: AdamW as PyTorch computes it (decoupled decay, bias correction; step is 1-based).
+struct AdamWParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;
+};
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p);
+
+// Global-norm clipping as torch.nn.utils.clip_grad_norm_: returns the norm before clipping and scales
+// every gradient by min(1, max_norm / (norm + 1e-6)).
+double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
+
+}  // namespace tv::ops

@@ -1,0 +1,114 @@
+// CPU kernels: raw pointers, explicit sizes, templated on T = float or double and explicitly
+// instantiated for both in the kernel's own file (kernels/cpu/<op>.cpp). Row-major, contiguous.
+// Forward kernels overwrite outputs; backward kernels accumulate (+=) into gradients; null gradient
+// pointers are skipped. Parallel with OpenMP; GEMMs through BLAS (called outside parallel regions).
+#pragma once
+#include <cstdint>
+
+namespace tv::cpu {
+
+// C[M,N] = alpha * op(A) @ op(B) + beta * C, op(A) [M,K], op(B) [K,N]; leading dims as in BLAS row-major.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+template <typename T>
+void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out);
+template <typename T>
+void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out);
+
+template <typename T>
+void embedding_fwd(T* y, const int32_t* ids, const T* table, int64_t N, int64_t V, int64_t D);
+template <typename T>
+void embedding_bwd(T* dtable, const T* dy, const int32_t* ids, int64_t N, int64_t V, int64_t D);
+
+template <typename T>
+void rmsnorm_fwd(T* y, T* rstd, const T* x, const T* gamma, int64_t N, int64_t D, double eps);
+template <typename T>
+void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, const T* rstd, int64_t N, int64_t D);
+
+template <typename T>
+void layernorm_fwd(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N, int64_t D, double eps);
+template <typename T>
+void layernorm_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const T* mean, const T* rstd,
+                   int64_t N, int64_t D);
+
+// x [B, S, H, Dh]; sign = +1 forward rotation, -1 inverse (the backward). y may equal x.
+// accumulate: y += R x instead of y = R x (the backward accumulates).
+template <typename T>
+void rope(T* y, const T* x, int64_t B, int64_t S, int64_t H, int64_t Dh, int64_t pos_offset, double theta,
+          int sign, bool accumulate);
+
+template <typename T>
+void softmax_fwd(T* y, const T* x, int64_t N, int64_t D);
+template <typename T>
+void softmax_bwd(T* dx, const T* dy, const T* y, int64_t N, int64_t D);
+
+template <typename T>
+void silu_fwd(T* y, const T* x, int64_t n);
+template <typename T>
+void silu_bwd(T* dx, const T* dy, const T* x, int64_t n);
+template <typename T>
+void swiglu_fwd(T* h, const T* gate, const T* up, int64_t n);
+template <typename T>
+void swiglu_bwd(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n);
+template <typename T>
+void gelu_fwd(T* y, const T* x, int64_t n);
+template <typename T>
+void gelu_bwd(T* dx, const T* dy, const T* x, int64_t n);
+
+struct AttentionShape {
+  int64_t B, Sq, Sk, H, Hkv, Dh;
+};
+template <typename T>
+void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& s, double scale,
+                   int64_t q_offset, int64_t chunk_size, bool causal);
+// dscale (may be null) receives d(loss)/d(scale), accumulated.
+template <typename T>
+void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
+                   const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
+                   int64_t chunk_size, bool causal);
+
+template <typename T>
+void moe_route_fwd(T* probs, int32_t* idx, T* w, const T* logits, int64_t N, int64_t E, int k);
+template <typename T>
+void moe_route_bwd(T* dlogits, const T* dw, const T* dprobs, const T* probs, const int32_t* idx, int64_t N,
+                   int64_t E, int k);
+template <typename T>
+double moe_aux_loss_fwd(const T* probs, const int32_t* idx, int64_t N, int64_t E, int k);
+template <typename T>
+void moe_aux_loss_bwd(T* dprobs, double dloss, const int32_t* idx, int64_t N, int64_t E, int k);
+
+template <typename T>
+int64_t cross_entropy_fwd(T* losses, T* lse, const T* logits, const int32_t* targets, int64_t N, int64_t V,
+                          int32_t ignore_index);
+template <typename T>
+void cross_entropy_bwd(T* dlogits, const T* dlosses, const T* logits, const int32_t* targets, const T* lse,
+                       int64_t N, int64_t V, int32_t ignore_index);
+
+struct PatchShape {
+  int64_t B, C, H, W, Co, P;
+};
+template <typename T>
+void patch_embed_fwd(T* y, const T* img, const T* w, const T* b, const PatchShape& s);
+template <typename T>
+void patch_embed_bwd(T* dimg, T* dw, T* db, const T* dy, const T* img, const T* w, const PatchShape& s);
+
+template <typename T>
+void gather_rows(T* y, const T* x, const int32_t* rows, int64_t n_rows, int64_t D);
+template <typename T>
+void scatter_add_rows(T* y, const T* x, const int32_t* rows, const T* weights, int64_t n_rows, int64_t n_out,
+                      int64_t D);
+
+template <typename T>
+void add(T* y, const T* x, double alpha, int64_t n);
+template <typename T>
+void scale(T* y, double alpha, int64_t n);
+template <typename T>
+double sum_squares(const T* x, int64_t n);
+
+template <typename T>
+void adamw_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1, double beta2, double eps,
+                double weight_decay, int64_t step);
+
+}  // namespace tv::cpu

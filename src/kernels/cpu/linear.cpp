@@ -1,0 +1,37 @@
+#include "kernels/cpu/cpu_ops.h"
+
+namespace tv::cpu {
+
+template <typename T>
+void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out) {
+  // y = x @ w^T (+ b): with a bias, prefill rows with it and let the GEMM accumulate (beta = 1).
+  if (b) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t o = 0; o < out; ++o) y[n * out + o] = b[o];
+  }
+  gemm<T>(false, true, N, out, in, T(1), x, in, w, in, b ? T(1) : T(0), y, out);
+}
+
+template <typename T>
+void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out) {
+  if (dx) gemm<T>(false, false, N, in, out, T(1), dy, out, w, in, T(1), dx, in);   // dx += dy @ w
+  if (dw) gemm<T>(true, false, out, in, N, T(1), dy, out, x, in, T(1), dw, in);    // dw += dy^T @ x
+  if (db) {
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      T acc = 0;
+      for (int64_t n = 0; n < N; ++n) acc += dy[n * out + o];
+      db[o] += acc;
+    }
+  }
+}
+
+template void linear_fwd<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t);
+template void linear_fwd<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t);
+template void linear_bwd<float>(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                int64_t);
+template void linear_bwd<double>(double*, double*, double*, const double*, const double*, const double*, int64_t,
+                                 int64_t, int64_t);
+
+}  // namespace tv::cpu

@@ -1,0 +1,60 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha, double beta) {
+  const char* op = "matmul";
+  TV_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, op, ": 2-D tensors expected, got ", a.describe(), ", ",
+           b.describe(), ", ", c.describe());
+  int64_t M = trans_a ? a.size(1) : a.size(0), K = trans_a ? a.size(0) : a.size(1);
+  int64_t Kb = trans_b ? b.size(1) : b.size(0), N = trans_b ? b.size(0) : b.size(1);
+  if (K != Kb) fail(op, ": inner dimensions differ (", K, " vs ", Kb, ")");
+  check_shape(c, {M, N}, op, "c");
+  check_same_dtype(a, b, op);
+  check_same_dtype(a, c, op);
+  for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&c)}) check_contiguous(*t, op, "argument");
+  require_cpu(common_device(op, &a, &b, &c), op);
+  TV_DISPATCH_FLOAT(a.dtype(), op,
+                    cpu::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), a.data<T>(), a.size(1), b.data<T>(), b.size(1),
+                                 T(beta), c.data<T>(), N));
+}
+
+static void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor& y) {
+  TV_CHECK(x.ndim() == 2 && w.ndim() == 2, op, ": x [N,in] and w [out,in] expected, got ", x.describe(), ", ",
+           w.describe());
+  int64_t N = x.size(0), in = x.size(1), out = w.size(0);
+  check_shape(w, {out, in}, op, "w");
+  check_shape(y, {N, out}, op, "y");
+  if (b && b->defined()) {
+    check_shape(*b, {out}, op, "b");
+    check_same_dtype(x, *b, op);
+  }
+  check_same_dtype(x, w, op);
+  check_same_dtype(x, y, op);
+  for (const Tensor* t : {&x, &w, &y}) check_contiguous(*t, op, "argument");
+}
+
+void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
+  const char* op = "linear_fwd";
+  check_linear(op, x, w, b, y);
+  require_cpu(common_device(op, &y, &x, &w, b), op);
+  TV_DISPATCH_FLOAT(x.dtype(), op,
+                    cpu::linear_fwd<T>(y.data<T>(), x.data<T>(), w.data<T>(), ptr_or_null<T>(b), x.size(0), x.size(1),
+                                       w.size(0)));
+}
+
+void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w) {
+  const char* op = "linear_bwd";
+  check_linear(op, x, w, nullptr, dy);
+  if (dx) check_shape(*dx, x.shape(), op, "dx");
+  if (dw) check_shape(*dw, w.shape(), op, "dw");
+  if (db) check_shape(*db, {w.size(0)}, op, "db");
+  require_cpu(common_device(op, &dy, &x, &w, dx, dw, db), op);
+  TV_DISPATCH_FLOAT(x.dtype(), op,
+                    cpu::linear_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(),
+                                       x.data<T>(), w.data<T>(), x.size(0), x.size(1), w.size(0)));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,92 @@
+#include "core/ops.h"
+#include "harness/op_test.h"
+
+using namespace tv;
+using tvtest::at;
+
+namespace {
+
+// Naive reference: y[n,o] = sum_i x[n,i] w[o,i] + b[o].
+Tensor naive_linear(const Tensor& x, const Tensor& w, const Tensor* b) {
+  int64_t N = x.size(0), in = x.size(1), out = w.size(0);
+  Tensor y = Tensor::empty({N, out}, DType::F64);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = b ? at(*b, o) : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += at(x, n * in + i) * at(w, o * in + i);
+      tvtest::set_at(y, n * out + o, s);
+    }
+  return y;
+}
+
+}  // namespace
+
+TV_OP_TEST(linear, forward, MatchesNaive) {
+  Rng rng(1);
+  for (DType dt : {DType::F32, DType::F64}) {
+    for (bool bias : {false, true}) {
+      Tensor x = tvtest::rand_tensor({7, 12}, dt, rng), w = tvtest::rand_tensor({5, 12}, dt, rng);
+      Tensor b = tvtest::rand_tensor({5}, dt, rng);
+      Tensor y = Tensor::empty({7, 5}, dt);
+      ops::linear_fwd(y, x, w, bias ? &b : nullptr);
+      Tensor ref = naive_linear(x.to(DType::F64), w.to(DType::F64), bias ? &b : nullptr);
+      tvtest::expect_close(y.to(DType::F64), ref, dt == DType::F32 ? 1e-5 : 1e-12, 1e-6, "linear");
+    }
+  }
+}
+
+TV_OP_TEST(linear, forward, RejectsBadShapes) {
+  Tensor x = Tensor::zeros({3, 4}), w = Tensor::zeros({5, 6}), y = Tensor::zeros({3, 5});
+  EXPECT_THROW(ops::linear_fwd(y, x, w, nullptr), Error);
+}
+
+TV_OP_TEST(linear, gradcheck, AllInputs) {
+  Rng rng(2);
+  Tensor x = tvtest::rand_tensor({7, 12}, DType::F64, rng), w = tvtest::rand_tensor({5, 12}, DType::F64, rng);
+  Tensor b = tvtest::rand_tensor({5}, DType::F64, rng);
+  Tensor probe = tvtest::rand_tensor({7, 5}, DType::F64, rng);  // loss = sum(probe * y)
+  auto loss = [&] {
+    Tensor y = Tensor::empty({7, 5}, DType::F64);
+    ops::linear_fwd(y, x, w, &b);
+    return tvtest::dot(y, probe);
+  };
+  Tensor dx = Tensor::zeros(x.shape(), DType::F64), dw = Tensor::zeros(w.shape(), DType::F64),
+         db = Tensor::zeros(b.shape(), DType::F64);
+  ops::linear_bwd(&dx, &dw, &db, probe, x, w);
+  tvtest::expect_gradients(loss, {{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}});
+}
+
+TV_OP_TEST(matmul, forward, AllTransposes) {
+  Rng rng(3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Tensor a = tvtest::rand_tensor(ta ? Shape{5, 3} : Shape{3, 5}, DType::F64, rng);
+      Tensor b = tvtest::rand_tensor(tb ? Shape{4, 5} : Shape{5, 4}, DType::F64, rng);
+      Tensor c = tvtest::rand_tensor({3, 4}, DType::F64, rng);
+      Tensor ref = Tensor::empty({3, 4}, DType::F64);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 4; ++j) {
+          double s = 0;
+          for (int k = 0; k < 5; ++k) s += at(a, ta ? k * 3 + i : i * 5 + k) * at(b, tb ? j * 5 + k : k * 4 + j);
+          tvtest::set_at(ref, i * 4 + j, 2.0 * s + 0.5 * at(c, i * 4 + j));
+        }
+      ops::matmul(c, a, ta, b, tb, 2.0, 0.5);
+      tvtest::expect_close(c, ref, 1e-12, 1e-12, "matmul");
+    }
+}
+
+TV_OP_TEST(matmul, gradcheck, ThroughTransposedProducts) {
+  // d(sum(P * A B))/dA = P B^T and /dB = A^T P, both expressed with matmul itself.
+  Rng rng(4);
+  Tensor a = tvtest::rand_tensor({3, 5}, DType::F64, rng), b = tvtest::rand_tensor({5, 4}, DType::F64, rng);
+  Tensor probe = tvtest::rand_tensor({3, 4}, DType::F64, rng);
+  auto loss = [&] {
+    Tensor c = Tensor::empty({3, 4}, DType::F64);
+    ops::matmul(c, a, false, b, false);
+    return tvtest::dot(c, probe);
+  };
+  Tensor da = Tensor::zeros(a.shape(), DType::F64), db = Tensor::zeros(b.shape(), DType::F64);
+  ops::matmul(da, probe, false, b, true, 1.0, 1.0);
+  ops::matmul(db, a, true, probe, false, 1.0, 1.0);
+  tvtest::expect_gradients(loss, {{"a", &a, &da}, {"b", &b, &db}});
+}
