@@ -8,6 +8,9 @@ class App;
 namespace tv::cli {
 
 void add_bench_command(CLI::App& app);
+void add_pretrain_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_perplexity_command(CLI::App& app);
 void add_tokenizer_commands(CLI::App& app);  // `tokenizer train|encode|decode` and `tokenize`
 
 }  // namespace tv::cli

@@ -13,7 +13,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
 
+  tv::cli::add_pretrain_command(app);
+  tv::cli::add_generate_command(app);
+  tv::cli::add_perplexity_command(app);
   tv::cli::add_bench_command(app);
+  tv::cli::add_tokenizer_commands(app);
 
   try {
     app.parse(argc, argv);

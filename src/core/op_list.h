@@ -21,7 +21,9 @@
   X(cross_entropy)               \
   X(patch_embed)                 \
   X(gather_rows)                 \
-  X(scatter_add_rows)
+  X(scatter_add_rows)            \
+  X(scale_rows)                  \
+  X(row_dot)
 
 #define TV_UPDATE_OPS(X) \
   X(add)                 \

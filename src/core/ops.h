@@ -85,7 +85,8 @@ double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx);
 void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const Tensor& idx);
 
 // ---- cross-entropy fused with log-softmax: logits [N, V], targets i32 [N]. losses [N] gets
-// -log softmax(logits)[target] (0 where target == ignore_index), lse [N] the row log-sum-exp.
+// -log softmax(logits)[target] (0 where target == ignore_index), lse [N] the row log-sum-exp (ignored rows
+// are skipped: 0). Targets must lie in [0, V) unless ignored.
 // Returns the number of rows not ignored. Backward: dlogits[n] += dlosses[n] * (softmax - onehot).
 int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, const Tensor& targets,
                           int32_t ignore_index = -100);
@@ -101,6 +102,12 @@ void patch_embed_bwd(Tensor* dimg, Tensor* dw, Tensor* db, const Tensor& dy, con
 void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows);  // y[i] = x[rows[i]]
 // y[rows[i]] += (weights ? weights[i] : 1) * x[i]   (serial over i per row: deterministic)
 void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tensor* weights);
+
+// Per-row weighting for the MoE combine and its backward: y[i] = w[i] * x[i]; out[i] = a[i] . b[i].
+void scale_rows(Tensor& y, const Tensor& x, const Tensor& w);
+void scale_rows_bwd(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w);
+void row_dot(Tensor& out, const Tensor& a, const Tensor& b);
+void row_dot_bwd(Tensor* da, Tensor* db, const Tensor& dout, const Tensor& a, const Tensor& b);
 
 // ---- elementwise helpers.
 void add_(Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x

@@ -74,7 +74,13 @@ int64_t Tensor::size(int dim) const {
   return shape_[dim];
 }
 
-bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+bool Tensor::is_contiguous() const {
+  // Strides of size-1 dimensions never matter for addressing.
+  Shape expected = contiguous_strides(shape_);
+  for (size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] != 1 && strides_[i] != expected[i]) return false;
+  return true;
+}
 
 void* Tensor::raw() const {
   TV_CHECK(defined(), "access to an undefined tensor");

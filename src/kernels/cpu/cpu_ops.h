@@ -101,6 +101,15 @@ void scatter_add_rows(T* y, const T* x, const int32_t* rows, const T* weights, i
                       int64_t D);
 
 template <typename T>
+void scale_rows(T* y, const T* x, const T* w, int64_t n_rows, int64_t D);
+template <typename T>
+void scale_rows_bwd(T* dx, T* dw, const T* dy, const T* x, const T* w, int64_t n_rows, int64_t D);
+template <typename T>
+void row_dot(T* out, const T* a, const T* b, int64_t n_rows, int64_t D);
+template <typename T>
+void row_dot_bwd(T* da, T* db, const T* dout, const T* a, const T* b, int64_t n_rows, int64_t D);
+
+template <typename T>
 void add(T* y, const T* x, double alpha, int64_t n);
 template <typename T>
 void scale(T* y, double alpha, int64_t n);

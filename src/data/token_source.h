@@ -1,0 +1,19 @@
+// Opens the training text of phase 1 as one token stream: token shards written by `tinyvlm tokenize`
+// (memory-mapped), or raw text (.txt: one document per file; .jsonl: one {"text": ...} document per line)
+// tokenized on the fly with the given tokenizer. Documents are separated by the EOS token.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/token_windows.h"
+
+namespace tv {
+
+struct TokenSourceInfo {
+  int64_t documents = 0, tokens = 0, shards = 0;
+};
+
+TokenStream open_token_stream(const std::vector<std::string>& paths, const std::string& tokenizer_path,
+                              TokenSourceInfo* info = nullptr);
+
+}  // namespace tv

@@ -1,0 +1,233 @@
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <algorithm>
+#include <set>
+
+#include "io/atomic_file.h"
+
+namespace tv {
+namespace {
+
+size_t st_dtype_size(const std::string& t) {
+  if (t == "F64" || t == "I64" || t == "U64") return 8;
+  if (t == "F32" || t == "I32" || t == "U32") return 4;
+  if (t == "F16" || t == "BF16" || t == "I16" || t == "U16") return 2;
+  if (t == "U8" || t == "I8" || t == "BOOL") return 1;
+  return 0;
+}
+
+const char* st_dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::F64: return "F64";
+    case DType::BF16: return "BF16";
+    case DType::I32: return "I32";
+    case DType::U16: return "U16";
+    case DType::U8: return "U8";
+  }
+  return "?";
+}
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while (!(mant & 0x400));
+      u = sign | uint32_t(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | mant << 13;
+  } else {
+    u = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail(path, ": cannot stat");
+  }
+  map_size_ = size_t(st.st_size);
+  if (map_size_ < 8) {
+    ::close(fd);
+    fail(path, ": not a safetensors file (", map_size_, " bytes, expected an 8-byte header length first)");
+  }
+  void* m = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) fail(path, ": mmap failed");
+  map_ = static_cast<const unsigned char*>(m);
+
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | map_[i];
+  if (header_len > map_size_ - 8) {
+    munmap(const_cast<unsigned char*>(map_), map_size_);
+    map_ = nullptr;
+    fail(path, ": header length ", header_len, " at byte 0 exceeds the file size ", map_size_);
+  }
+  data_start_ = 8 + header_len;
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(map_ + 8, map_ + 8 + header_len);
+  } catch (const std::exception& e) {
+    munmap(const_cast<unsigned char*>(map_), map_size_);
+    map_ = nullptr;
+    fail(path, ": malformed JSON header: ", e.what());
+  }
+  try {
+    if (!header.is_object()) fail("the header is not a JSON object");
+    size_t data_size = map_size_ - data_start_;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        for (auto m2 = it->begin(); m2 != it->end(); ++m2) {
+          if (!m2->is_string()) fail("__metadata__.", m2.key(), " is not a string");
+          metadata_[m2.key()] = m2->get<std::string>();
+        }
+        continue;
+      }
+      const auto& v = *it;
+      Entry e;
+      if (!v.contains("dtype") || !v["dtype"].is_string()) fail("tensor '", it.key(), "': missing string field dtype");
+      e.dtype = v["dtype"].get<std::string>();
+      size_t es = st_dtype_size(e.dtype);
+      if (!es) fail("tensor '", it.key(), "': unknown dtype ", e.dtype);
+      if (!v.contains("shape") || !v["shape"].is_array()) fail("tensor '", it.key(), "': missing array field shape");
+      for (const auto& d : v["shape"]) e.shape.push_back(d.get<int64_t>());
+      const auto& off = v.at("data_offsets");
+      if (!off.is_array() || off.size() != 2) fail("tensor '", it.key(), "': data_offsets must be [begin, end]");
+      e.begin = off[0].get<size_t>();
+      e.end = off[1].get<size_t>();
+      if (e.end < e.begin || e.end > data_size)
+        fail("tensor '", it.key(), "': data_offsets [", e.begin, ",", e.end, "] outside the data section of ",
+             data_size, " bytes");
+      if (e.end - e.begin != size_t(shape_numel(e.shape)) * es)
+        fail("tensor '", it.key(), "': ", e.end - e.begin, " bytes for shape ", shape_str(e.shape), " of ", e.dtype);
+      order_.push_back(it.key());
+      entries_[it.key()] = e;
+    }
+  } catch (const Error& e) {
+    munmap(const_cast<unsigned char*>(map_), map_size_);
+    map_ = nullptr;
+    fail(path, ": ", e.what());
+  } catch (const std::exception& e) {
+    munmap(const_cast<unsigned char*>(map_), map_size_);
+    map_ = nullptr;
+    fail(path, ": malformed header: ", e.what());
+  }
+  // File order = order of data offsets, as writers lay tensors out.
+  std::sort(order_.begin(), order_.end(),
+            [&](const std::string& a, const std::string& b) { return entries_[a].begin < entries_[b].begin; });
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) munmap(const_cast<unsigned char*>(map_), map_size_);
+  map_ = nullptr;
+}
+
+std::vector<std::string> SafetensorsFile::names() const { return order_; }
+
+Shape SafetensorsFile::shape(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");
+  return it->second.shape;
+}
+
+Tensor SafetensorsFile::get(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");
+  const Entry& e = it->second;
+  const unsigned char* src = map_ + data_start_ + e.begin;
+  int64_t n = shape_numel(e.shape);
+  auto copy_as = [&](DType t) {
+    Tensor out = Tensor::empty(e.shape, t);
+    if (n) std::memcpy(out.raw(), src, e.end - e.begin);
+    return out;
+  };
+  if (e.dtype == "F32") return copy_as(DType::F32);
+  if (e.dtype == "F64") return copy_as(DType::F64);
+  if (e.dtype == "BF16") return copy_as(DType::BF16);
+  if (e.dtype == "I32") return copy_as(DType::I32);
+  if (e.dtype == "U16") return copy_as(DType::U16);
+  if (e.dtype == "U8" || e.dtype == "BOOL") return copy_as(DType::U8);
+  if (e.dtype == "F16") {
+    Tensor out = Tensor::empty(e.shape, DType::F32);
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      out.data<float>()[i] = half_to_float(h);
+    }
+    return out;
+  }
+  if (e.dtype == "I64") {
+    Tensor out = Tensor::empty(e.shape, DType::I32);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t v;
+      std::memcpy(&v, src + 8 * i, 8);
+      if (v < INT32_MIN || v > INT32_MAX) fail(path_, ": tensor '", name, "' element ", i, " = ", v, " exceeds int32");
+      out.data<int32_t>()[i] = int32_t(v);
+    }
+    return out;
+  }
+  fail(path_, ": tensor '", name, "' has dtype ", e.dtype, ", which tinyvlm cannot load");
+}
+
+Tensor SafetensorsFile::get(const std::string& name, DType dtype, const Shape& expect_shape) const {
+  Tensor t = get(name);
+  if (!expect_shape.empty() && t.shape() != expect_shape)
+    fail(path_, ": tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ", shape_str(expect_shape));
+  if (t.dtype() == dtype) return t;
+  return t.to(dtype);
+}
+
+void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::set<std::string> seen;
+  size_t offset = 0;
+  for (const auto& nt : tensors) {
+    if (!seen.insert(nt.name).second) fail(path, ": duplicate tensor name '", nt.name, "'");
+    size_t bytes = nt.tensor.nbytes();
+    header[nt.name] = {{"dtype", st_dtype_name(nt.tensor.dtype())},
+                       {"shape", nt.tensor.shape()},
+                       {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  while ((h.size() + 8) % 8) h.push_back(' ');  // align the data section to 8 bytes
+  AtomicFile out(path);
+  uint64_t len = h.size();
+  unsigned char lenbuf[8];
+  for (int i = 0; i < 8; ++i) lenbuf[i] = (len >> (8 * i)) & 0xff;
+  out.write(lenbuf, 8);
+  out.write(h.data(), h.size());
+  for (const auto& nt : tensors) {
+    Tensor host = nt.tensor.to(Device::CPU).contiguous();
+    out.write(host.raw(), host.nbytes());
+  }
+  out.commit();
+}
+
+}  // namespace tv

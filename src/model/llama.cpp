@@ -1,0 +1,443 @@
+#include "model/llama.h"
+
+#include <cmath>
+
+#include "core/ops.h"
+
+namespace tv {
+
+namespace {
+
+constexpr double kNormEps = 1e-6;
+
+// Tokens routed to one expert: which rows of the layer input, and where their weight sits in w [N*k].
+struct ExpertRoute {
+  Tensor rows;   // i32 [n_e]
+  Tensor slots;  // i32 [n_e]: n * k + slot
+  Tensor w;      // [n_e] routing weight of each row
+  Tensor x, g, u, a, y;  // saved: gathered input, gate, up, swiglu, expert output
+};
+
+Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
+
+// Groups (token, slot) picks by expert so each expert runs one GEMM over its tokens.
+// Reads idx on the host; tokens appear in increasing order within each expert.
+std::vector<ExpertRoute> group_by_expert(const Tensor& idx, int64_t E) {
+  Tensor hidx = idx.to(Device::CPU);
+  const int32_t* p = hidx.data<int32_t>();
+  int64_t N = idx.size(0), k = idx.size(1);
+  std::vector<std::vector<int32_t>> rows(E), slots(E);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < k; ++s) {
+      int32_t e = p[n * k + s];
+      rows[e].push_back(int32_t(n));
+      slots[e].push_back(int32_t(n * k + s));
+    }
+  std::vector<ExpertRoute> out(E);
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t ne = int64_t(rows[e].size());
+    out[e].rows = Tensor::from_i32({ne}, rows[e]).to(idx.device());
+    out[e].slots = Tensor::from_i32({ne}, slots[e]).to(idx.device());
+  }
+  return out;
+}
+
+void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g, Tensor& u, Tensor& a, Tensor& y) {
+  int64_t n = x.size(0), F = wg.value.size(0), D = wd.value.size(0);
+  g = Tensor::empty({n, F}, x.dtype(), x.device());
+  u = Tensor::empty({n, F}, x.dtype(), x.device());
+  a = Tensor::empty({n, F}, x.dtype(), x.device());
+  y = Tensor::empty({n, D}, x.dtype(), x.device());
+  ops::linear_fwd(g, x, wg.value, nullptr);
+  ops::linear_fwd(u, x, wu.value, nullptr);
+  ops::swiglu_fwd(a, g, u);
+  ops::linear_fwd(y, a, wd.value, nullptr);
+}
+
+// dx += d(x)/..., weight gradients into the trainable params.
+void swiglu_mlp_bwd(Tensor& dx, const Tensor& dy, const Tensor& x, Param& wg, Param& wu, Param& wd, const Tensor& g,
+                    const Tensor& u, const Tensor& a) {
+  Tensor da = zeros_like(a), dg = zeros_like(g), du = zeros_like(u);
+  ops::linear_bwd(&da, wd.grad_for_backward(), nullptr, dy, a, wd.value);
+  ops::swiglu_bwd(&dg, &du, da, g, u);
+  ops::linear_bwd(&dx, wg.grad_for_backward(), nullptr, dg, x, wg.value);
+  ops::linear_bwd(&dx, wu.grad_for_backward(), nullptr, du, x, wu.value);
+}
+
+}  // namespace
+
+struct LayerActs {
+  Tensor x, rstd1, xn1, q, k, v, q_rstd, k_rstd, qr, kr, att, lse, h, rstd2, xn2;
+  // dense
+  Tensor g, u, a;
+  // MoE
+  Tensor logits, probs, idx, w, sg, su, sa;
+  std::vector<ExpertRoute> experts;
+};
+
+Llama::Llama(const ModelConfig& cfg, ParamStore& store, const std::string& prefix) : cfg_(cfg), prefix_(prefix) {
+  cfg_.validate("model config");
+  const int64_t D = cfg.d_model, Dh = cfg.d_head(), H = cfg.n_heads, Hkv = cfg.n_kv_heads;
+  auto P = [&](const std::string& name, const Shape& s) { return &store.add(prefix + name, s); };
+  emb_ = P("emb.emb.weight", {cfg.vocab_size, D});
+  for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    LlamaLayer L;
+    L.index = i;
+    L.nope = cfg.is_nope(i);
+    L.moe = cfg.is_moe(i);
+    std::string p = "decoder_layers." + std::to_string(i) + ".";
+    L.norm1 = P(p + "rms_norm1.gamma", {D});
+    L.norm2 = P(p + "rms_norm2.gamma", {D});
+    L.wq = P(p + "mha.w_q.weight", {H * Dh, D});
+    L.wk = P(p + "mha.w_k.weight", {Hkv * Dh, D});
+    L.wv = P(p + "mha.w_v.weight", {Hkv * Dh, D});
+    L.q_norm = P(p + "mha.q_norm.gamma", {Dh});
+    L.k_norm = P(p + "mha.k_norm.gamma", {Dh});
+    L.temp = P(p + "mha.temp_scale", {});
+    L.wo = P(p + "mha.proj_out.weight", {D, D});
+    if (!L.moe) {
+      std::string f = p + "ffn.dense_ffn_block.";
+      L.w_gate = P(f + "w_gate.weight", {cfg.d_ff_standard, D});
+      L.w_up = P(f + "w_up.weight", {cfg.d_ff_standard, D});
+      L.w_down = P(f + "w_down.weight", {D, cfg.d_ff_standard});
+    } else {
+      std::string f = p + "ffn.moe_ffn_block.";
+      const int64_t F = cfg.d_expert;
+      L.router = P(f + "gate.w_router.weight", {cfg.num_experts, D});
+      L.sh_gate = P(f + "shared_expert.w_gate.weight", {F, D});
+      L.sh_up = P(f + "shared_expert.w_up.weight", {F, D});
+      L.sh_down = P(f + "shared_expert.w_down.weight", {D, F});
+      for (int64_t e = 0; e < cfg.num_experts; ++e) {
+        std::string x = f + "experts." + std::to_string(e) + ".";
+        L.e_gate.push_back(P(x + "w_gate.weight", {F, D}));
+        L.e_up.push_back(P(x + "w_up.weight", {F, D}));
+        L.e_down.push_back(P(x + "w_down.weight", {D, F}));
+      }
+    }
+    layers_.push_back(L);
+  }
+  final_norm_ = P("rms_norm.gamma", {D});
+  out_ = P("proj_vocab.weight", {cfg.vocab_size, D});
+}
+
+Llama::~Llama() = default;
+
+void Llama::init_weights(Rng& rng) {
+  auto normal = [&](Param* p, double std) {
+    Tensor t = Tensor::empty(p->value.shape());
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.normal() * std);
+    p->value.copy_from(t);
+  };
+  auto kaiming = [&](Param* p) {
+    double bound = 1.0 / std::sqrt(double(p->value.size(1)));
+    Tensor t = Tensor::empty(p->value.shape());
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(rng.uniform(-bound, bound));
+    p->value.copy_from(t);
+  };
+  auto ones = [&](Param* p) {
+    Tensor t = Tensor::empty(p->value.shape());
+    t.fill_(1.0);
+    p->value.copy_from(t);
+  };
+  normal(emb_, 1.0 / std::sqrt(double(cfg_.d_model)));
+  for (LlamaLayer& L : layers_) {
+    ones(L.norm1);
+    ones(L.norm2);
+    ones(L.q_norm);
+    ones(L.k_norm);
+    ones(L.temp);
+    for (Param* p : {L.wq, L.wk, L.wv, L.wo, L.w_gate, L.w_up, L.w_down, L.router, L.sh_gate, L.sh_up, L.sh_down})
+      if (p) kaiming(p);
+    for (auto* v : {&L.e_gate, &L.e_up, &L.e_down})
+      for (Param* p : *v) kaiming(p);
+  }
+  ones(final_norm_);
+  kaiming(out_);
+}
+
+Tensor Llama::embed(const Tensor& ids) {
+  Tensor flat = ids.view({-1});
+  Tensor x = Tensor::empty({flat.size(0), cfg_.d_model}, DType::F32, ids.device());
+  ops::embedding_fwd(x, flat, emb_->value);
+  return x;
+}
+
+void Llama::embed_backward(const Tensor& ids, const Tensor& dx) {
+  if (Tensor* g = emb_->grad_for_backward()) ops::embedding_bwd(*g, dx, ids.view({-1}));
+}
+
+double Llama::attention_scale(const LlamaLayer& L) const {
+  double s = 1.0 / std::sqrt(double(cfg_.d_head()));
+  if (!L.nope) return s;
+  // NoPE temperature: scores / (softplus(t) + 0.5), with softplus computed stably.
+  double t = double(L.temp->value.to(Device::CPU).data<float>()[0]);
+  double softplus = t > 20 ? t : std::log1p(std::exp(t));
+  return s / (softplus + 0.5);
+}
+
+Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* A, KVCache* cache) {
+  const int64_t N = B * S, D = cfg_.d_model, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.d_head();
+  const DType dt = x.dtype();
+  const Device dev = x.device();
+  LayerActs tmp;
+  LayerActs& a = A ? *A : tmp;
+  a.x = x;
+
+  // Attention block.
+  a.rstd1 = Tensor::empty({N}, dt, dev);
+  a.xn1 = Tensor::empty({N, D}, dt, dev);
+  ops::rmsnorm_fwd(a.xn1, a.rstd1, x, L.norm1->value, kNormEps);
+  a.q = Tensor::empty({N, H * Dh}, dt, dev);
+  a.k = Tensor::empty({N, Hkv * Dh}, dt, dev);
+  a.v = Tensor::empty({N, Hkv * Dh}, dt, dev);
+  ops::linear_fwd(a.q, a.xn1, L.wq->value, nullptr);
+  ops::linear_fwd(a.k, a.xn1, L.wk->value, nullptr);
+  ops::linear_fwd(a.v, a.xn1, L.wv->value, nullptr);
+  a.q_rstd = Tensor::empty({N * H}, dt, dev);
+  a.k_rstd = Tensor::empty({N * Hkv}, dt, dev);
+  Tensor qr = Tensor::empty({N * H, Dh}, dt, dev), kr = Tensor::empty({N * Hkv, Dh}, dt, dev);
+  ops::rmsnorm_fwd(qr, a.q_rstd, a.q.view({N * H, Dh}), L.q_norm->value, kNormEps);
+  ops::rmsnorm_fwd(kr, a.k_rstd, a.k.view({N * Hkv, Dh}), L.k_norm->value, kNormEps);
+  a.qr = qr.view({B, S, H, Dh});
+  a.kr = kr.view({B, S, Hkv, Dh});
+  const int64_t pos0 = cache ? cache->len : 0;
+  if (!L.nope) {
+    ops::rope_fwd(a.qr, a.qr, pos0, cfg_.rope_theta);
+    ops::rope_fwd(a.kr, a.kr, pos0, cfg_.rope_theta);
+  }
+  ops::AttentionParams ap;
+  ap.scale = attention_scale(L);
+  ap.chunk_size = L.nope ? 0 : cfg_.chunk_size;
+  ap.causal = true;
+  Tensor keys = a.kr, values = a.v.view({B, S, Hkv, Dh});
+  if (cache) {
+    TV_CHECK(B == 1, "the KV cache holds one sequence");
+    TV_CHECK(cache->len + S <= cache->capacity, "KV cache full: ", cache->len, " + ", S, " > ", cache->capacity);
+    Tensor& ck = cache->k[L.index];
+    Tensor& cv = cache->v[L.index];
+    Tensor kslot = ck.narrow(1, cache->len, S), vslot = cv.narrow(1, cache->len, S);
+    kslot.copy_from(a.kr);
+    vslot.copy_from(values);
+    keys = ck.narrow(1, 0, cache->len + S);
+    values = cv.narrow(1, 0, cache->len + S);
+    ap.q_offset = cache->len;
+  }
+  a.att = Tensor::empty({B, S, H, Dh}, dt, dev);
+  a.lse = Tensor::empty({B, H, S}, dt, dev);
+  ops::attention_fwd(a.att, &a.lse, a.qr, keys, values, ap);
+  Tensor o = Tensor::empty({N, D}, dt, dev);
+  ops::linear_fwd(o, a.att.view({N, H * Dh}), L.wo->value, nullptr);
+  ops::add_(o, x);  // h = x + attn
+  a.h = o;
+
+  // Feed-forward block.
+  a.rstd2 = Tensor::empty({N}, dt, dev);
+  a.xn2 = Tensor::empty({N, D}, dt, dev);
+  ops::rmsnorm_fwd(a.xn2, a.rstd2, a.h, L.norm2->value, kNormEps);
+  Tensor f;
+  if (!L.moe) {
+    swiglu_mlp_fwd(a.xn2, *L.w_gate, *L.w_up, *L.w_down, a.g, a.u, a.a, f);
+  } else {
+    const int64_t E = cfg_.num_experts, k = cfg_.num_experts_per_tok;
+    a.logits = Tensor::empty({N, E}, dt, dev);
+    ops::linear_fwd(a.logits, a.xn2, L.router->value, nullptr);
+    a.probs = Tensor::empty({N, E}, dt, dev);
+    a.idx = Tensor::empty({N, k}, DType::I32, dev);
+    a.w = Tensor::empty({N, k}, dt, dev);
+    ops::moe_route_fwd(a.probs, a.idx, a.w, a.logits, int(k));
+    if (!cache) aux_loss_ += ops::moe_aux_loss_fwd(a.probs, a.idx);
+    swiglu_mlp_fwd(a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa, f);  // shared expert
+    a.experts = group_by_expert(a.idx, E);
+    Tensor wflat = a.w.view({N * k, 1});
+    for (int64_t e = 0; e < E; ++e) {
+      ExpertRoute& r = a.experts[e];
+      int64_t ne = r.rows.size(0);
+      if (ne == 0) continue;
+      r.x = Tensor::empty({ne, D}, dt, dev);
+      ops::gather_rows(r.x, a.xn2, r.rows);
+      Tensor w1 = Tensor::empty({ne, 1}, dt, dev);
+      ops::gather_rows(w1, wflat, r.slots);
+      r.w = w1.view({ne});
+      swiglu_mlp_fwd(r.x, *L.e_gate[e], *L.e_up[e], *L.e_down[e], r.g, r.u, r.a, r.y);
+      ops::scatter_add_rows(f, r.y, r.rows, &r.w);
+    }
+  }
+  ops::add_(f, a.h);  // out = h + ffn
+  return f;
+}
+
+Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save) {
+  TV_CHECK(x0.ndim() == 2 && x0.size(0) == B * S && x0.size(1) == cfg_.d_model, "Llama::forward: x0 should be [",
+           B * S, ",", cfg_.d_model, "], got ", x0.describe());
+  aux_loss_ = 0;
+  acts_.clear();
+  Tensor x = x0;
+  for (LlamaLayer& L : layers_) {
+    std::unique_ptr<LayerActs> a;
+    if (save) a = std::make_unique<LayerActs>();
+    x = layer_forward(L, x, B, S, a.get(), nullptr);
+    if (save) acts_.push_back(std::move(a));
+  }
+  const int64_t N = B * S;
+  Tensor rstd = Tensor::empty({N}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
+  ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
+  Tensor logits = Tensor::empty({N, cfg_.vocab_size}, x.dtype(), x.device());
+  ops::linear_fwd(logits, xn, out_->value, nullptr);
+  if (save) {
+    x_final_ = x;
+    final_rstd_ = rstd;
+    xn_final_ = xn;
+    saved_B_ = B;
+    saved_S_ = S;
+  }
+  return logits;
+}
+
+Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, int64_t B, int64_t S,
+                             double aux_weight) {
+  const int64_t N = B * S, D = cfg_.d_model, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.d_head();
+  // out = h + ffn(rmsnorm2(h)): dh = dout + rmsnorm2'(ffn'(dout)).
+  Tensor dh = dout.clone();
+  Tensor dxn2 = zeros_like(a.xn2);
+  if (!L.moe) {
+    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.w_gate, *L.w_up, *L.w_down, a.g, a.u, a.a);
+  } else {
+    const int64_t E = cfg_.num_experts, k = cfg_.num_experts_per_tok;
+    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa);
+    Tensor dw = zeros_like(a.w);
+    Tensor dwflat = dw.view({N * k, 1});
+    for (int64_t e = 0; e < E; ++e) {
+      ExpertRoute& r = a.experts[e];
+      int64_t ne = r.rows.size(0);
+      if (ne == 0) continue;
+      Tensor gout = Tensor::empty({ne, D}, dout.dtype(), dout.device());
+      ops::gather_rows(gout, dout, r.rows);
+      Tensor dwe = Tensor::empty({ne}, dout.dtype(), dout.device());
+      ops::row_dot(dwe, gout, r.y);  // d w = dout . expert output
+      ops::scatter_add_rows(dwflat, dwe.view({ne, 1}), r.slots, nullptr);
+      Tensor dy = Tensor::empty({ne, D}, dout.dtype(), dout.device());
+      ops::scale_rows(dy, gout, r.w);
+      Tensor dx = zeros_like(r.x);
+      swiglu_mlp_bwd(dx, dy, r.x, *L.e_gate[e], *L.e_up[e], *L.e_down[e], r.g, r.u, r.a);
+      ops::scatter_add_rows(dxn2, dx, r.rows, nullptr);
+    }
+    Tensor dprobs = zeros_like(a.probs);
+    if (aux_weight != 0) ops::moe_aux_loss_bwd(dprobs, aux_weight, a.probs, a.idx);
+    Tensor dlogits = zeros_like(a.logits);
+    ops::moe_route_bwd(dlogits, dw, &dprobs, a.probs, a.idx);
+    ops::linear_bwd(&dxn2, L.router->grad_for_backward(), nullptr, dlogits, a.xn2, L.router->value);
+  }
+  ops::rmsnorm_bwd(&dh, L.norm2->grad_for_backward(), dxn2, a.h, L.norm2->value, a.rstd2);
+
+  // h = x + proj_out(attn(rmsnorm1(x))).
+  Tensor dx = dh.clone();
+  Tensor datt = Tensor::zeros({B, S, H, Dh}, dh.dtype(), dh.device());
+  Tensor datt2 = datt.view({N, H * Dh});
+  ops::linear_bwd(&datt2, L.wo->grad_for_backward(), nullptr, dh, a.att.view({N, H * Dh}), L.wo->value);
+  ops::AttentionParams ap;
+  ap.scale = attention_scale(L);
+  ap.chunk_size = L.nope ? 0 : cfg_.chunk_size;
+  ap.causal = true;
+  Tensor dqr = zeros_like(a.qr), dkr = zeros_like(a.kr), dv = Tensor::zeros({B, S, Hkv, Dh}, dh.dtype(), dh.device());
+  double dscale = 0;
+  ops::attention_bwd(dqr, dkr, dv, L.nope ? &dscale : nullptr, datt, a.qr, a.kr, a.v.view({B, S, Hkv, Dh}), a.att,
+                     a.lse, ap);
+  if (L.nope) {
+    // scale = 1 / (sqrt(Dh) * tau), tau = softplus(t) + 0.5: dt = dscale * dscale/dtau * sigmoid(t).
+    if (Tensor* gt = L.temp->grad_for_backward()) {
+      double t = double(L.temp->value.to(Device::CPU).data<float>()[0]);
+      double tau = (t > 20 ? t : std::log1p(std::exp(t))) + 0.5;
+      double sig = 1.0 / (1.0 + std::exp(-t));
+      double d = dscale * (-1.0 / (std::sqrt(double(Dh)) * tau * tau)) * sig;
+      Tensor host = gt->to(Device::CPU).clone();
+      host.data<float>()[0] += float(d);
+      gt->copy_from(host);
+    }
+  }
+  Tensor dqn = dqr, dkn = dkr;
+  if (!L.nope) {
+    dqn = zeros_like(dqr);
+    dkn = zeros_like(dkr);
+    ops::rope_bwd(dqn, dqr, 0, cfg_.rope_theta);
+    ops::rope_bwd(dkn, dkr, 0, cfg_.rope_theta);
+  }
+  Tensor dq = Tensor::zeros({N * H, Dh}, dh.dtype(), dh.device()), dk = Tensor::zeros({N * Hkv, Dh}, dh.dtype(), dh.device());
+  ops::rmsnorm_bwd(&dq, L.q_norm->grad_for_backward(), dqn.view({N * H, Dh}), a.q.view({N * H, Dh}), L.q_norm->value,
+                   a.q_rstd);
+  ops::rmsnorm_bwd(&dk, L.k_norm->grad_for_backward(), dkn.view({N * Hkv, Dh}), a.k.view({N * Hkv, Dh}), L.k_norm->value,
+                   a.k_rstd);
+  Tensor dxn1 = zeros_like(a.xn1);
+  ops::linear_bwd(&dxn1, L.wq->grad_for_backward(), nullptr, dq.view({N, H * Dh}), a.xn1, L.wq->value);
+  ops::linear_bwd(&dxn1, L.wk->grad_for_backward(), nullptr, dk.view({N, Hkv * Dh}), a.xn1, L.wk->value);
+  ops::linear_bwd(&dxn1, L.wv->grad_for_backward(), nullptr, dv.view({N, Hkv * Dh}), a.xn1, L.wv->value);
+  ops::rmsnorm_bwd(&dx, L.norm1->grad_for_backward(), dxn1, a.x, L.norm1->value, a.rstd1);
+  return dx;
+}
+
+Tensor Llama::backward(const Tensor& dlogits, double aux_weight, bool want_dx0) {
+  TV_CHECK(!acts_.empty() || layers_.empty(), "Llama::backward without a saved forward");
+  const int64_t B = saved_B_, S = saved_S_;
+  Tensor dxn = zeros_like(xn_final_);
+  ops::linear_bwd(&dxn, out_->grad_for_backward(), nullptr, dlogits, xn_final_, out_->value);
+  Tensor dx = zeros_like(x_final_);
+  ops::rmsnorm_bwd(&dx, final_norm_->grad_for_backward(), dxn, x_final_, final_norm_->value, final_rstd_);
+  for (int64_t i = int64_t(layers_.size()) - 1; i >= 0; --i) dx = layer_backward(layers_[i], *acts_[i], dx, B, S, aux_weight);
+  acts_.clear();
+  return want_dx0 ? dx : Tensor();
+}
+
+KVCache Llama::make_cache(int64_t capacity) const {
+  KVCache c;
+  c.capacity = capacity;
+  Device dev = emb_->value.device();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    c.k.push_back(Tensor::zeros({1, capacity, cfg_.n_kv_heads, cfg_.d_head()}, DType::F32, dev));
+    c.v.push_back(Tensor::zeros({1, capacity, cfg_.n_kv_heads, cfg_.d_head()}, DType::F32, dev));
+  }
+  return c;
+}
+
+Tensor Llama::forward_cached(const Tensor& x0, KVCache& cache, bool all_logits) {
+  const int64_t S = x0.size(0);
+  Tensor x = x0;
+  for (LlamaLayer& L : layers_) x = layer_forward(L, x, 1, S, nullptr, &cache);
+  cache.len += S;
+  if (!all_logits) x = x.narrow(0, S - 1, 1).contiguous();
+  const int64_t n = x.size(0);
+  Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
+  ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
+  Tensor logits = Tensor::empty({n, cfg_.vocab_size}, x.dtype(), x.device());
+  ops::linear_fwd(logits, xn, out_->value, nullptr);
+  return logits;
+}
+
+LmLoss lm_loss_step(Llama& model, const Tensor& ids, const Tensor& targets, double aux_weight, bool backward) {
+  TV_CHECK(ids.ndim() == 2 && targets.shape() == ids.shape(), "lm_loss_step: ids and targets must both be [B, S], got ",
+           ids.describe(), " and ", targets.describe());
+  const int64_t B = ids.size(0), S = ids.size(1), N = B * S;
+  Tensor x0 = model.embed(ids);
+  Tensor logits = model.forward(x0, B, S, backward);
+  Tensor losses = Tensor::empty({N}, logits.dtype(), logits.device()), lse = Tensor::empty({N}, logits.dtype(), logits.device());
+  Tensor tflat = targets.view({N});
+  int64_t count = ops::cross_entropy_fwd(losses, lse, logits, tflat);
+  LmLoss r;
+  r.tokens = count;
+  Tensor hl = losses.to(Device::CPU);
+  double sum = 0;
+  for (int64_t i = 0; i < N; ++i) sum += hl.data<float>()[i];
+  r.ce = count ? sum / double(count) : 0.0;
+  r.aux = model.aux_loss();
+  r.loss = r.ce + aux_weight * r.aux;
+  if (backward) {
+    Tensor dl = Tensor::empty({N});
+    dl.fill_(count ? 1.0 / double(count) : 0.0);
+    Tensor dlogits = zeros_like(logits);
+    ops::cross_entropy_bwd(dlogits, dl.to(logits.device()), logits, tflat, lse);
+    logits = Tensor();
+    Tensor dx0 = model.backward(dlogits, aux_weight, true);
+    model.embed_backward(ids, dx0);
+  }
+  return r;
+}
+
+}  // namespace tv

@@ -1,0 +1,93 @@
+// The LLaMA-4-style decoder (REFERENCE.md section 2): GQA with QK-norm, iRoPE (RoPE layers with chunked
+// causal attention, NoPE layers with global causal attention and a learnable temperature), dense SwiGLU
+// and top-k MoE feed-forward blocks, final RMSNorm and an untied vocabulary projection.
+// llm.c style: one forward that keeps the activations the backward needs, one backward that
+// accumulates into the parameter gradients. Only the blocks a layer uses are built.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace tv {
+
+// Keys and values of every layer for incremental decoding of one sequence.
+struct KVCache {
+  std::vector<Tensor> k, v;  // per layer [1, capacity, Hkv, Dh]
+  int64_t len = 0, capacity = 0;
+};
+
+struct LlamaLayer {
+  int64_t index = 0;
+  bool nope = false, moe = false;
+  Param *norm1 = nullptr, *norm2 = nullptr;
+  Param *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr, *q_norm = nullptr, *k_norm = nullptr,
+        *temp = nullptr;
+  Param *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;        // dense layers
+  Param *router = nullptr, *sh_gate = nullptr, *sh_up = nullptr, *sh_down = nullptr;  // MoE layers
+  std::vector<Param*> e_gate, e_up, e_down;
+};
+
+struct LayerActs;  // saved activations of one layer (llama.cpp)
+
+class Llama {
+ public:
+  // Registers the parameters under their interchange names, prefixed (e.g. "llm." inside the VLM).
+  Llama(const ModelConfig& cfg, ParamStore& store, const std::string& prefix = "");
+  ~Llama();
+  Llama(const Llama&) = delete;
+  Llama& operator=(const Llama&) = delete;
+
+  // REFERENCE.md initialisation: embedding N(0, D^-1/2), Linear U(+-1/sqrt(fan_in)), gammas 1, temperature 1.
+  void init_weights(Rng& rng);
+  const ModelConfig& config() const { return cfg_; }
+  const std::string& prefix() const { return prefix_; }
+  Param& embedding() { return *emb_; }
+  Param& output() { return *out_; }
+
+  // ids i32 [N] -> embeddings [N, D]; the backward scatter-adds into the embedding gradient.
+  Tensor embed(const Tensor& ids);
+  void embed_backward(const Tensor& ids, const Tensor& dx);
+
+  // x0 [B*S, D] (positions 0..S-1 in each of the B rows) -> logits [B*S, V]. With `save`, keeps what
+  // backward() needs; aux_loss() then holds the summed load-balancing loss of the MoE layers.
+  Tensor forward(const Tensor& x0, int64_t B, int64_t S, bool save);
+  // dlogits [B*S, V] of the last saved forward -> parameter gradients (trainable ones only); the
+  // aux loss enters with weight aux_weight. Returns d x0 when want_dx0 (else an undefined tensor).
+  Tensor backward(const Tensor& dlogits, double aux_weight, bool want_dx0);
+  double aux_loss() const { return aux_loss_; }
+
+  // Incremental decoding of one sequence: x0 [S_new, D] at positions cache.len..; returns the logits of
+  // the last new position [1, V] (or of every new position [S_new, V] when all_logits).
+  KVCache make_cache(int64_t capacity) const;
+  Tensor forward_cached(const Tensor& x0, KVCache& cache, bool all_logits = false);
+
+ private:
+  Tensor layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* acts, KVCache* cache);
+  Tensor layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, int64_t B, int64_t S, double aux_weight);
+  double attention_scale(const LlamaLayer& L) const;
+
+  ModelConfig cfg_;
+  std::string prefix_;
+  Param *emb_ = nullptr, *final_norm_ = nullptr, *out_ = nullptr;
+  std::vector<LlamaLayer> layers_;
+  // Saved by forward(save = true).
+  std::vector<std::unique_ptr<LayerActs>> acts_;
+  Tensor x_final_, final_rstd_, xn_final_;
+  int64_t saved_B_ = 0, saved_S_ = 0;
+  double aux_loss_ = 0;
+};
+
+// Phase-1 loss: mean CE over the targets that are not ignore_index, plus aux_weight * aux.
+struct LmLoss {
+  double ce = 0, aux = 0, loss = 0;
+  int64_t tokens = 0;
+};
+// One forward (and, with `backward`, the backward) of the language-model loss on ids/targets i32 [B, S].
+LmLoss lm_loss_step(Llama& model, const Tensor& ids, const Tensor& targets, double aux_weight, bool backward);
+
+}  // namespace tv

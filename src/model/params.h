@@ -1,0 +1,67 @@
+// The parameter store: every trainable or frozen tensor of a model under its interchange name
+// (REFERENCE.md section 3), with its gradient. Optimizers, checkpoints, clipping and (later) data-parallel
+// reductions all walk this one list, so a new model part only has to register its tensors here.
+#pragma once
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+
+namespace tv {
+
+struct Param {
+  std::string name;
+  Tensor value;
+  Tensor grad;  // defined only while trainable
+  bool trainable = true;
+  // Set when a backward pass wrote into grad since the last zero_grad(). Like PyTorch's `grad is None`,
+  // a parameter the graph did not use this step (an expert that got no token, the temperature of a
+  // RoPE layer) is then skipped by the optimizer: no decay, no moment update.
+  bool has_grad = false;
+
+  Tensor* grad_or_null() { return trainable && grad.defined() ? &grad : nullptr; }
+  // The gradient to accumulate into during a backward pass; marks the parameter as used.
+  Tensor* grad_for_backward() {
+    Tensor* g = grad_or_null();
+    if (g) has_grad = true;
+    return g;
+  }
+};
+
+class ParamStore {
+ public:
+  // Registers a new zero-initialised parameter; names are unique.
+  Param& add(const std::string& name, const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  Param* find(const std::string& name);
+  const Param* find(const std::string& name) const;
+  Param& at(const std::string& name);
+
+  std::deque<Param>& all() { return params_; }
+  const std::deque<Param>& all() const { return params_; }
+
+  // Trainability by name prefix ("" = everything). Gradients are allocated for trainable params only.
+  void set_trainable(const std::string& prefix, bool trainable);
+  void zero_grad();
+  int64_t count(bool trainable_only = false) const;
+  std::vector<Tensor*> grads();  // of trainable params
+
+  // Values under their names, for writing checkpoints.
+  std::vector<NamedTensor> named_values(const std::string& strip_prefix = "") const;
+  // Loads every registered param (name = file_prefix + name, after stripping `strip_prefix` from ours)
+  // from the file, converting dtypes; shapes must match. Extra tensors in the file are ignored and
+  // counted (the original's unused blocks). Missing ones are an error unless `allow_missing`.
+  struct LoadReport {
+    int64_t loaded = 0, ignored = 0, missing = 0;
+  };
+  LoadReport load(const SafetensorsFile& file, const std::string& file_prefix = "", bool allow_missing = false,
+                  const std::string& only_prefix = "");
+
+ private:
+  std::deque<Param> params_;  // deque: references stay valid as params are added
+  std::map<std::string, size_t> index_;
+};
+
+}  // namespace tv

@@ -1,0 +1,211 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace tv {
+namespace fs = std::filesystem;
+
+std::string checkpoint_path(const std::string& dir, const std::string& name) {
+  return (fs::path(dir) / (name + ".safetensors")).string();
+}
+
+void save_model(const std::string& path, const ParamStore& params, const std::map<std::string, std::string>& meta) {
+  save_safetensors(path, params.named_values(), meta);
+}
+
+namespace {
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  if (s < 0 || !std::isfinite(s)) return "?";
+  long t = long(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", t);
+  return buf;
+}
+
+struct TrainerState {
+  int64_t step = 0, skipped = 0;
+  double best = 0, first_val = 0, last_val = 0;
+  bool has_best = false, has_first = false;
+  std::string data;
+};
+
+void save_checkpoint(const std::string& dir, const std::string& name, const ParamStore& params, const AdamW& opt,
+                     const TrainLoopConfig& cfg, const TrainerState& st) {
+  std::map<std::string, std::string> meta = cfg.metadata;
+  meta["format"] = "tinyvlm";
+  meta["phase"] = cfg.phase;
+  meta["step"] = std::to_string(st.step);
+  if (st.has_best) meta["best_" + cfg.best_metric] = std::to_string(st.best);
+  save_model(checkpoint_path(dir, name), params, meta);
+  nlohmann::json js = {{"step", st.step},         {"skipped", st.skipped},     {"best", st.best},
+                       {"has_best", st.has_best}, {"has_first", st.has_first}, {"first_val", st.first_val}, {"last_val", st.last_val},
+                       {"data", st.data},         {"adam_step", opt.step},     {"phase", cfg.phase}};
+  save_safetensors((fs::path(dir) / (name + ".state.safetensors")).string(), opt.state_tensors(),
+                   {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
+}
+
+}  // namespace
+
+TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task) {
+  TV_CHECK(!cfg.out_dir.empty(), "run_training: no output directory");
+  TV_CHECK(cfg.total_steps > 0, "the number of training steps must be positive, got ", cfg.total_steps);
+  TV_CHECK(cfg.grad_accum >= 1, "grad_accum must be >= 1");
+  fs::create_directories(cfg.out_dir);
+  TrainerState st;
+
+  if (cfg.resume) {
+    std::string model_path = checkpoint_path(cfg.out_dir, "last");
+    std::string state_path = (fs::path(cfg.out_dir) / "last.state.safetensors").string();
+    if (!fs::exists(model_path) || !fs::exists(state_path))
+      fail("--resume: no checkpoint to resume from in ", cfg.out_dir, " (expected last.safetensors and last.state.safetensors)");
+    SafetensorsFile model_file(model_path), state_file(state_path);
+    auto js = nlohmann::json::parse(state_file.metadata().at("trainer_state"));
+    if (model_file.metadata().count("step") && model_file.metadata().at("step") != state_file.metadata().at("step"))
+      fail(cfg.out_dir, ": last.safetensors (step ", model_file.metadata().at("step"), ") and last.state.safetensors (step ",
+           state_file.metadata().at("step"), ") disagree; the run was interrupted while checkpointing");
+    params.load(model_file, "", false);
+    opt.load_state(state_file, params);
+    opt.step = js.at("adam_step").get<int64_t>();
+    st.step = js.at("step").get<int64_t>();
+    st.skipped = js.at("skipped").get<int64_t>();
+    st.best = js.at("best").get<double>();
+    st.has_best = js.at("has_best").get<bool>();
+    st.first_val = js.at("first_val").get<double>();
+    st.has_first = js.at("has_first").get<bool>();
+    st.last_val = js.at("last_val").get<double>();
+    st.data = js.at("data").get<std::string>();
+    task.restore_data_state(st.data);
+    if (!cfg.quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), model_path.c_str(), (long long)st.step);
+  }
+
+  std::ofstream metrics((fs::path(cfg.out_dir) / "metrics.jsonl").string(), std::ios::app);
+  const bool tty = isatty(fileno(stderr));
+  using clock = std::chrono::steady_clock;
+  auto t_start = clock::now();
+  int64_t tokens_since = 0, steps_since = 0;
+  auto t_since = clock::now();
+  int64_t start_step = st.step;
+
+  auto run_validation = [&]() {
+    auto vm = task.validate();
+    TV_CHECK(vm.count(cfg.best_metric), "validation did not report ", cfg.best_metric);
+    double v = vm.at(cfg.best_metric);
+    if (!st.has_first) {
+      st.first_val = v;
+      st.has_first = true;
+    }
+    st.last_val = v;
+    nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "val"}};
+    for (auto& [k, x] : vm) j[k] = x;
+    metrics << j.dump() << "\n";
+    metrics.flush();
+    bool improved = !st.has_best || (cfg.higher_is_better ? v > st.best : v < st.best);
+    if (!cfg.quiet) {
+      std::string line = cfg.phase + " validation at step " + std::to_string(st.step) + ":";
+      for (auto& [k, x] : vm) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.4f", k.c_str(), x);
+        line += buf;
+      }
+      std::fprintf(stderr, "%s%s%s\n", tty ? "\r\033[K" : "", line.c_str(), improved ? " (best)" : "");
+    }
+    return improved;
+  };
+
+  if (st.step == 0 && cfg.val_every > 0) run_validation();  // the starting point, never saved as best
+
+  while (st.step < cfg.total_steps && (cfg.stop_after < 0 || st.step < cfg.stop_after)) {
+    params.zero_grad();
+    StepStats sum;
+    bool finite = true;
+    for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
+      StepStats s = task.micro_step();
+      if (!std::isfinite(s.loss)) finite = false;
+      sum.loss += s.loss / double(cfg.grad_accum);
+      for (auto& [k, x] : s.metrics) sum.metrics[k] += x / double(cfg.grad_accum);
+      sum.tokens += s.tokens;
+    }
+    if (!finite) {
+      // Never apply a non-finite batch: drop its gradients, keep the step count and schedule where they are.
+      ++st.skipped;
+      std::fprintf(stderr, "%s%s: non-finite loss at step %lld, batch skipped (%lld skipped so far)\n", tty ? "\r\033[K" : "",
+                   cfg.phase.c_str(), (long long)st.step, (long long)st.skipped);
+      nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}};
+      metrics << j.dump() << "\n";
+      continue;
+    }
+    if (cfg.grad_accum > 1)
+      for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
+    double gnorm = ops::clip_grad_norm(params.grads(), cfg.max_grad_norm);
+    double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
+    opt.apply(params, lr);
+    ++st.step;
+    tokens_since += sum.tokens;
+    ++steps_since;
+
+    nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "train"}, {"loss", sum.loss},
+                        {"lr", lr},        {"grad_norm", gnorm}};
+    for (auto& [k, x] : sum.metrics) j[k] = x;
+    metrics << j.dump() << "\n";
+
+    bool last_step = st.step == cfg.total_steps || st.step == cfg.stop_after;
+    if (!cfg.quiet && (st.step % cfg.log_every == 0 || last_step || st.step == start_step + 1)) {
+      double dt = std::chrono::duration<double>(clock::now() - t_since).count();
+      double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
+      double per_step = elapsed / double(st.step - start_step);
+      double eta = per_step * double(cfg.total_steps - st.step);
+      std::string extra;
+      for (auto& [k, x] : sum.metrics) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " | %s %.4f", k.c_str(), x);
+        extra += buf;
+      }
+      std::fprintf(stderr, "%s%s step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s | ETA %s%s", tty ? "\r\033[K" : "",
+                   cfg.phase.c_str(), (long long)st.step, (long long)cfg.total_steps, sum.loss, extra.c_str(), lr,
+                   dt > 0 ? double(tokens_since) / dt : 0.0, fmt_duration(eta).c_str(), tty ? "" : "\n");
+      std::fflush(stderr);
+      tokens_since = 0;
+      t_since = clock::now();
+    }
+
+    bool validate_now = cfg.val_every > 0 && (st.step % cfg.val_every == 0 || last_step);
+    bool improved = validate_now && run_validation();
+    st.data = task.data_state();
+    if (improved) {
+      st.best = st.last_val;
+      st.has_best = true;
+      save_checkpoint(cfg.out_dir, "best", params, opt, cfg, st);
+    }
+    if (cfg.save_every > 0 && st.step % cfg.save_every == 0)
+      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, opt, cfg, st);
+    if (validate_now || last_step || (cfg.save_every > 0 && st.step % cfg.save_every == 0))
+      save_checkpoint(cfg.out_dir, "last", params, opt, cfg, st);
+  }
+  if (tty && !cfg.quiet) std::fprintf(stderr, "\n");
+
+  TrainResult r;
+  r.steps_done = st.step;
+  r.skipped_batches = st.skipped;
+  r.first_val = st.first_val;
+  r.best_val = st.best;
+  r.last_val = st.last_val;
+  r.has_val = cfg.val_every > 0;
+  return r;
+}
+
+}  // namespace tv

@@ -1,0 +1,59 @@
+// The training loop every phase shares: gradient accumulation, NaN/inf batches skipped and reported,
+// global-norm clipping, AdamW with the warmup + cosine schedule, periodic validation, `best` and `last`
+// checkpoints (plus every N steps), a progress line, a metrics JSONL file, and bit-exact resume.
+// A phase supplies only how to run one micro-batch and how to validate.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+
+#include "train/optimizer.h"
+
+namespace tv {
+
+struct StepStats {
+  double loss = 0;                        // the optimised loss of this micro-batch
+  std::map<std::string, double> metrics;  // shown and logged (e.g. ce, aux)
+  int64_t tokens = 0;
+};
+
+struct TrainTask {
+  // Forward + backward of the next micro-batch, accumulating into the parameter gradients.
+  std::function<StepStats()> micro_step;
+  // Validation metrics on held-out data; must contain TrainLoopConfig::best_metric.
+  std::function<std::map<std::string, double>()> validate;
+  // The data position (and any sampling RNG) as a string, for resume.
+  std::function<std::string()> data_state;
+  std::function<void(const std::string&)> restore_data_state;
+};
+
+struct TrainLoopConfig {
+  std::string phase = "pretrain";
+  std::string out_dir;
+  int64_t total_steps = 100;   // optimizer steps of the whole run (the schedule's length)
+  int64_t stop_after = -1;     // stop (as if killed after a checkpoint) once this many steps are done
+  int64_t warmup_steps = 10;
+  double lr = 3e-4, max_grad_norm = 1.0;
+  int64_t grad_accum = 1;
+  int64_t log_every = 10, val_every = 100, save_every = 0;
+  bool resume = false;
+  std::string best_metric = "val_loss";
+  bool higher_is_better = false;
+  std::map<std::string, std::string> metadata;  // stored in every checkpoint (config, tokenizer, phase)
+  bool quiet = false;
+};
+
+struct TrainResult {
+  int64_t steps_done = 0, skipped_batches = 0;
+  double first_val = 0, best_val = 0, last_val = 0;
+  bool has_val = false;
+};
+
+TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task);
+
+// Checkpoint files in a run directory: <name>.safetensors holds the model (interchange names, metadata),
+// <name>.state.safetensors the optimizer moments and the trainer state (step, data position, best metric).
+std::string checkpoint_path(const std::string& dir, const std::string& name);
+void save_model(const std::string& path, const ParamStore& params, const std::map<std::string, std::string>& meta);
+
+}  // namespace tv
