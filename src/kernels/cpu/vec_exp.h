@@ -1,0 +1,48 @@
+// exp() that the compiler can vectorise: plain arithmetic and integer bit moves, no library call and
+// no floating-point comparison (GCC will not if-convert those under -ftrapping-math), so loops over
+// rows of scores or logits become SIMD code, where libm's expf would be one scalar call per element.
+// Float: x is clamped to [-88, 88.3] through an order-preserving integer key, reduced to
+// r = x - n ln2 with |r| <= ln2/2, exp(r) from a minimax polynomial, then scaled by 2^n through the
+// exponent bits. About 1.4 ulp over the normal range; exactly 0 for x below about -87.7 (-inf, the
+// masked case, included); NaN stays NaN.
+// Double: std::exp (double kernels exist for gradient checks, where accuracy matters, not speed).
+#pragma once
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace tv::cpu {
+
+// Maps float bits to an int whose signed order is the float order (negative floats reversed).
+inline int32_t float_order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+inline float vexp(float x) {
+  const int32_t key_lo = float_order_key(std::bit_cast<int32_t>(-88.0f));  // n = -127: 2^n bits are 0
+  const int32_t key_hi = float_order_key(std::bit_cast<int32_t>(88.3f));   // n <= 127: no overflow
+  int32_t xb = std::bit_cast<int32_t>(x);
+  int32_t nan_bits = (xb & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : 0;
+  int32_t key = float_order_key(xb);
+  key = key < key_lo ? key_lo : key;
+  key = key > key_hi ? key_hi : key;
+  x = std::bit_cast<float>(float_order_key(key));  // the key map is its own inverse
+  // n = round(x / ln2) by the 1.5 * 2^23 shifter (round to nearest, no floor call).
+  const float shifter = 12582912.0f;
+  float t = x * 1.44269504088896341f + shifter;
+  float n = t - shifter;
+  float r = x - n * 0.693359375f;  // ln2 in two parts
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(shifter);
+  float y = p * std::bit_cast<float>((ni + 127) << 23);
+  return std::bit_cast<float>(std::bit_cast<int32_t>(y) | nan_bits);
+}
+
+inline double vexp(double x) { return std::exp(x); }
+
+}  // namespace tv::cpu

@@ -1,0 +1,39 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+// ids may have any shape; y (or dy) is ids.shape + [D] for a table (or dtable) [V, D].
+static void check_embedding(const char* op, const Tensor& ids, const Tensor& table, const char* table_name,
+                            const Tensor& y, const char* y_name) {
+  if (table.ndim() != 2) fail(op, ": ", table_name, " should be [V, D], got ", table.describe());
+  check_contiguous(table, op, table_name);
+  check_arg(ids, op, "ids", ids.shape(), DType::I32);
+  Shape ys = ids.shape();
+  ys.push_back(table.size(1));
+  check_arg(y, op, y_name, ys, table.dtype());
+}
+
+void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table) {
+  const char* op = "embedding_fwd";
+  check_embedding(op, ids, table, "table", y, "y");
+  require_cpu(common_device(op, &y, &ids, &table), op);
+  check_index_range(ids, table.size(0), op, "ids", "table");
+  TV_DISPATCH_FLOAT(table.dtype(), op,
+                    cpu::embedding_fwd<T>(y.data<T>(), ids.data<int32_t>(), table.data<T>(), ids.numel(), table.size(0),
+                                          table.size(1)));
+}
+
+void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids) {
+  const char* op = "embedding_bwd";
+  check_embedding(op, ids, dtable, "dtable", dy, "dy");
+  require_cpu(common_device(op, &dtable, &dy, &ids), op);
+  check_index_range(ids, dtable.size(0), op, "ids", "dtable");
+  TV_DISPATCH_FLOAT(dtable.dtype(), op,
+                    cpu::embedding_bwd<T>(dtable.data<T>(), dy.data<T>(), ids.data<int32_t>(), ids.numel(),
+                                          dtable.size(0), dtable.size(1)));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,39 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+// x [..., D] (rows = every dim but the last), gamma [D], rstd one per row.
+static void check_rmsnorm(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& rstd) {
+  if (x.ndim() < 1) fail(op, ": x should be [N, D], got ", x.describe());
+  check_contiguous(x, op, "x");
+  check_arg(gamma, op, "gamma", {x.size(-1)}, x.dtype());
+  check_row_stat(rstd, x, op, "rstd");
+}
+
+void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, double eps) {
+  const char* op = "rmsnorm_fwd";
+  check_rmsnorm(op, x, gamma, rstd);
+  check_like(y, x, op, "y");
+  require_cpu(common_device(op, &y, &rstd, &x, &gamma), op);
+  TV_DISPATCH_FLOAT(
+      x.dtype(), op,
+      cpu::rmsnorm_fwd<T>(y.data<T>(), rstd.data<T>(), x.data<T>(), gamma.data<T>(), leading_rows(x), x.size(-1), eps));
+}
+
+void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                 const Tensor& rstd) {
+  const char* op = "rmsnorm_bwd";
+  check_rmsnorm(op, x, gamma, rstd);
+  check_like(dy, x, op, "dy");
+  if (dx) check_like(*dx, x, op, "dx");
+  if (dgamma) check_like(*dgamma, gamma, op, "dgamma");
+  require_cpu(common_device(op, &dy, &x, &gamma, &rstd, dx, dgamma), op);
+  TV_DISPATCH_FLOAT(x.dtype(), op,
+                    cpu::rmsnorm_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dgamma), dy.data<T>(), x.data<T>(),
+                                        gamma.data<T>(), rstd.data<T>(), leading_rows(x), x.size(-1)));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,36 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows) {
+  const char* op = "gather_rows";
+  if (x.ndim() != 2) fail(op, ": x should be [n_src, D], got ", x.describe());
+  check_contiguous(x, op, "x");
+  if (rows.ndim() != 1) fail(op, ": rows should be [n], got ", rows.describe());
+  check_arg(rows, op, "rows", rows.shape(), DType::I32);
+  check_arg(y, op, "y", {rows.size(0), x.size(1)}, x.dtype());
+  require_cpu(common_device(op, &y, &x, &rows), op);
+  check_index_range(rows, x.size(0), op, "rows", "x");
+  TV_DISPATCH_FLOAT(x.dtype(), op,
+                    cpu::gather_rows<T>(y.data<T>(), x.data<T>(), rows.data<int32_t>(), rows.size(0), x.size(1)));
+}
+
+void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tensor* weights) {
+  const char* op = "scatter_add_rows";
+  if (y.ndim() != 2) fail(op, ": y should be [n_out, D], got ", y.describe());
+  check_contiguous(y, op, "y");
+  if (rows.ndim() != 1) fail(op, ": rows should be [n], got ", rows.describe());
+  check_arg(rows, op, "rows", rows.shape(), DType::I32);
+  check_arg(x, op, "x", {rows.size(0), y.size(1)}, y.dtype());
+  if (weights && weights->defined()) check_arg(*weights, op, "weights", {rows.size(0)}, y.dtype());
+  require_cpu(common_device(op, &y, &x, &rows, weights), op);
+  check_index_range(rows, y.size(0), op, "rows", "y");
+  TV_DISPATCH_FLOAT(y.dtype(), op,
+                    cpu::scatter_add_rows<T>(y.data<T>(), x.data<T>(), rows.data<int32_t>(), ptr_or_null<T>(weights),
+                                             rows.size(0), y.size(0), y.size(1)));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,28 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+void softmax_fwd(Tensor& y, const Tensor& x) {
+  const char* op = "softmax_fwd";
+  if (x.ndim() < 1) fail(op, ": x should have at least one dim, got ", x.describe());
+  check_contiguous(x, op, "x");
+  check_like(y, x, op, "y");
+  require_cpu(common_device(op, &y, &x), op);
+  TV_DISPATCH_FLOAT(x.dtype(), op, cpu::softmax_fwd<T>(y.data<T>(), x.data<T>(), leading_rows(x), x.size(-1)));
+}
+
+void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y) {
+  const char* op = "softmax_bwd";
+  if (y.ndim() < 1) fail(op, ": y should have at least one dim, got ", y.describe());
+  check_contiguous(y, op, "y");
+  check_like(dy, y, op, "dy");
+  check_like(dx, y, op, "dx");
+  require_cpu(common_device(op, &dx, &dy, &y), op);
+  TV_DISPATCH_FLOAT(y.dtype(), op,
+                    cpu::softmax_bwd<T>(dx.data<T>(), dy.data<T>(), y.data<T>(), leading_rows(y), y.size(-1)));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,82 @@
+#include <cmath>
+#include <vector>
+
+#include "core/ops.h"
+#include "harness/op_test.h"
+
+using namespace tv;
+using tvtest::at;
+
+TV_OP_TEST(adamw, forward, MatchesFormulaOverSteps) {
+  // Several steps against a naive loop of PyTorch's AdamW formula, in double.
+  ops::AdamWParams p;
+  p.lr = 3e-3;
+  p.beta1 = 0.9;
+  p.beta2 = 0.95;
+  p.eps = 1e-8;
+  p.weight_decay = 0.1;
+  for (DType dt : {DType::F32, DType::F64}) {
+    Rng rng(111);
+    const int n = 37;
+    Tensor param = tvtest::rand_tensor({n}, dt, rng), m = Tensor::zeros({n}, dt), v = Tensor::zeros({n}, dt);
+    std::vector<double> rp(n), rm(n, 0.0), rv(n, 0.0);
+    for (int i = 0; i < n; ++i) rp[i] = at(param, i);
+    for (int64_t step = 1; step <= 6; ++step) {
+      Tensor grad = tvtest::rand_tensor({n}, dt, rng);
+      if (step == 3) grad.zero_();  // a zero gradient still decays and moves by the momentum
+      p.step = step;
+      ops::adamw_step(param, grad, m, v, p);
+      for (int i = 0; i < n; ++i) {
+        double g = at(grad, i);
+        rp[i] *= 1 - p.lr * p.weight_decay;
+        rm[i] = p.beta1 * rm[i] + (1 - p.beta1) * g;
+        rv[i] = p.beta2 * rv[i] + (1 - p.beta2) * g * g;
+        double step_size = p.lr / (1 - std::pow(p.beta1, double(step)));
+        double denom = std::sqrt(rv[i]) / std::sqrt(1 - std::pow(p.beta2, double(step))) + p.eps;
+        rp[i] -= step_size * rm[i] / denom;
+      }
+    }
+    Tensor ref_p = Tensor::empty({n}, DType::F64), ref_m = Tensor::empty({n}, DType::F64),
+           ref_v = Tensor::empty({n}, DType::F64);
+    for (int i = 0; i < n; ++i) {
+      tvtest::set_at(ref_p, i, rp[i]);
+      tvtest::set_at(ref_m, i, rm[i]);
+      tvtest::set_at(ref_v, i, rv[i]);
+    }
+    double tol = dt == DType::F32 ? 2e-6 : 1e-13;
+    tvtest::expect_close(param.to(DType::F64), ref_p, tol, tol, "adamw param");
+    tvtest::expect_close(m.to(DType::F64), ref_m, tol, tol, "adamw m");
+    tvtest::expect_close(v.to(DType::F64), ref_v, tol, tol, "adamw v");
+  }
+}
+
+TV_OP_TEST(adamw, forward, RejectsBadArguments) {
+  Tensor p = Tensor::zeros({4}), g = Tensor::zeros({4}), m = Tensor::zeros({4}), v = Tensor::zeros({5});
+  ops::AdamWParams hp;
+  EXPECT_THROW(ops::adamw_step(p, g, m, v, hp), Error);
+  hp.step = 0;
+  EXPECT_THROW(ops::adamw_step(p, g, m, m, hp), Error);
+}
+
+TV_OP_TEST(clip_grad_norm, forward, ClipsToMaxNorm) {
+  Rng rng(112);
+  Tensor a = tvtest::rand_tensor({7, 5}, DType::F32, rng), b = tvtest::rand_tensor({11}, DType::F32, rng);
+  Tensor a0 = a.clone(), b0 = b.clone();
+  double ss = tvtest::dot(a, a) + tvtest::dot(b, b), total = std::sqrt(ss);
+  double got = ops::clip_grad_norm({&a, nullptr, &b}, 0.5);  // null gradients are skipped
+  EXPECT_NEAR(got, total, 1e-9 * total);
+  double coef = 0.5 / (total + 1e-6);
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(at(a, i), coef * at(a0, i), 1e-7);
+  for (int64_t i = 0; i < b.numel(); ++i) EXPECT_NEAR(at(b, i), coef * at(b0, i), 1e-7);
+  EXPECT_NEAR(std::sqrt(tvtest::dot(a, a) + tvtest::dot(b, b)), 0.5, 1e-6);
+}
+
+TV_OP_TEST(clip_grad_norm, forward, LeavesSmallGradientsAlone) {
+  Rng rng(113);
+  Tensor a = tvtest::rand_tensor({7, 5}, DType::F64, rng), a0 = a.clone();
+  double total = std::sqrt(tvtest::dot(a, a));
+  EXPECT_NEAR(ops::clip_grad_norm({&a}, total * 1.01), total, 1e-12);
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(at(a, i), at(a0, i));
+  std::vector<Tensor*> none;
+  EXPECT_EQ(ops::clip_grad_norm(none, 1.0), 0.0);
+}
