@@ -61,7 +61,8 @@ void gelu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x);
 // scaled scores per query row) is saved for the backward. Query i sits at absolute position q_offset + i,
 // key j at position j. scores = scale * q.k. With causal, query m sees key n iff n <= m; with
 // chunk_size > 0 additionally iff n / chunk_size == m / chunk_size. Tiled: memory never grows with
-// Sq x Sk x heads. The backward also returns d(loss)/d(scale) (for the NoPE temperature) when asked.
+// Sq x Sk x heads. The backward also returns d(loss)/d(scale) (for the NoPE temperature) when asked;
+// an undefined dq, dk or dv (Tensor()) is not computed. A query that sees no key gets zeros, lse -inf.
 struct AttentionParams {
   double scale = 1.0;
   int64_t q_offset = 0;

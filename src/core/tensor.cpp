@@ -56,14 +56,14 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 Tensor Tensor::from_f32(const Shape& shape, const std::vector<float>& v) {
   TV_CHECK(int64_t(v.size()) == shape_numel(shape), "from_f32: ", v.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DType::F32);
-  std::memcpy(t.raw(), v.data(), v.size() * 4);
+  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size() * 4);
   return t;
 }
 
 Tensor Tensor::from_i32(const Shape& shape, const std::vector<int32_t>& v) {
   TV_CHECK(int64_t(v.size()) == shape_numel(shape), "from_i32: ", v.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DType::I32);
-  std::memcpy(t.raw(), v.data(), v.size() * 4);
+  if (!v.empty()) std::memcpy(t.raw(), v.data(), v.size() * 4);
   return t;
 }
 

@@ -1,0 +1,428 @@
+// Tiled ("flash") attention on the CPU.
+//
+// Every mask this engine uses gives each query row one contiguous range of visible keys
+// [lo(i), hi(i)), and both ends never decrease with i:
+//   causal:      [chunk start or 0, pos + 1)
+//   non-causal:  [chunk start or 0, chunk end or Sk)
+// with pos = q_offset + i and the chunk the one holding pos, clipped to [0, Sk). The kernels work
+// on those ranges: fully masked key blocks are never visited, and inside a block the tile products
+// skip the masked corner (in strips of 16 columns and blocks of a few rows).
+//
+// Scores are held transposed, keys down and queries across (S^T = K Q^T): key and value rows are read
+// in place, only the query tile is transposed, and the softmax statistics of a tile's queries are
+// vectors updated key by key.
+// Forward: one work item per (batch, head, query tile). Query tiles never straddle a chunk
+// boundary, so a chunked layer visits only the keys of its own chunk; key blocks are walked from
+// lo(first row) to hi(last row) with an online softmax (running max m, running sum l, unnormalised
+// output). Memory: per-thread tile buffers only.
+// Backward: one work item per (batch, kv head); it loops over the query heads of its group, so the
+// dK and dV rows it accumulates (and the dQ rows) belong to it alone: no atomics, no reduction.
+// Probabilities are recomputed from the saved lse: P = exp(scale * q.k - lse).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/grain.h"
+#include "kernels/cpu/vec_exp.h"
+
+namespace tv::cpu {
+namespace {
+
+constexpr int64_t kTileQ = 64;  // query rows per tile
+constexpr int64_t kTileK = 64;  // keys per block
+
+// A half-open index range; used per row for the visible keys (or, per key, the queries that see it).
+struct Range {
+  int64_t lo, hi;
+};
+
+// ---- tile products -------------------------------------------------------------------------------
+// C[i, n] (+)= sum_k A(i, k) * B[k, n], with A(i, k) = A[i * lda + k], or A[k * lda + i] when TransA.
+// Every C element is summed in k order (vectorised across n, never along k), so no reassociation is
+// needed and results do not depend on the build's vector width. A block of R rows x NV vectors of C
+// stays in registers while k runs; GCC vector types (32 bytes: 8 floats or 4 doubles) make that
+// explicit, where plain loops over a small accumulator array stayed mostly scalar.
+//
+// Two optional per-row descriptions of where the work is (both with ends nondecreasing in the row):
+// - krange[i]: the k that matter for row i (the others multiply zeros); a block of rows sums over the
+//   union of its rows' ranges. With Acc a block whose union is empty is left untouched.
+// - cols[i]: the columns that row i needs; a strip of columns is computed only for the rows whose
+//   range meets it (the other entries of C are left undefined: the caller masks them).
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename T, bool TransA, bool Acc, int R, int NV>
+inline void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda, const T* __restrict B,
+                       int64_t ldb, int64_t i, int64_t n0, int64_t k0, int64_t k1) {
+  constexpr int64_t L = 32 / sizeof(T);
+  Vec<T> acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      if (Acc)
+        std::memcpy(&acc[r][v], C + (i + r) * ldc + n0 + v * L, sizeof(Vec<T>));
+      else
+        acc[r][v] = Vec<T>{};
+    }
+  for (int64_t k = k0; k < k1; ++k) {
+    Vec<T> b[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], B + k * ldb + n0 + v * L, sizeof(Vec<T>));
+    for (int r = 0; r < R; ++r) {
+      const T a = TransA ? A[k * lda + i + r] : A[(i + r) * lda + k];
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) std::memcpy(C + (i + r) * ldc + n0 + v * L, &acc[r][v], sizeof(Vec<T>));
+}
+
+template <typename T, bool TransA, bool Acc>
+struct TileGemm {
+  T* C;
+  int64_t ldc;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  int64_t M, N, K;
+  const Range* krange;  // may be null: all of [0, K)
+  const Range* cols;    // may be null: every row needs every column
+
+  // Rows of [0, M) whose column range meets [n0, n1): a contiguous run, by monotonicity.
+  Range rows_for(int64_t n0, int64_t n1) const {
+    if (!cols) return {0, M};
+    int64_t a = 0, b = M;
+    while (a < M && cols[a].hi <= n0) ++a;
+    while (b > a && cols[b - 1].lo >= n1) --b;
+    return {a, b};
+  }
+  Range k_for(int64_t i, int64_t r) const {
+    if (!krange) return {0, K};
+    return {krange[i].lo, krange[i + r - 1].hi};
+  }
+
+  template <int R, int NV>
+  void block(int64_t i, int64_t n0) const {
+    Range k = k_for(i, R);
+    if (Acc && k.lo >= k.hi) return;
+    gemm_block<T, TransA, Acc, R, NV>(C, ldc, A, lda, B, ldb, i, n0, k.lo, std::max(k.lo, k.hi));
+  }
+
+  template <int NV>
+  void strip(int64_t n0) const {
+    constexpr int64_t L = 32 / sizeof(T);
+    constexpr int R = NV == 2 ? 6 : 8;  // 12 or 8 accumulators and the B vectors fit in 16 registers
+    const Range rows = rows_for(n0, n0 + NV * L);
+    int64_t i = rows.lo;
+    for (; i + R <= rows.hi; i += R) block<R, NV>(i, n0);
+    if (i + 4 <= rows.hi) block<4, NV>(i, n0), i += 4;
+    if (i + 2 <= rows.hi) block<2, NV>(i, n0), i += 2;
+    if (i < rows.hi) block<1, NV>(i, n0), ++i;
+  }
+
+  void run() const {
+    constexpr int64_t L = 32 / sizeof(T);
+    int64_t n0 = 0;
+    for (; n0 + 2 * L <= N; n0 += 2 * L) strip<2>(n0);
+    if (n0 + L <= N) strip<1>(n0), n0 += L;
+    if (n0 == N) return;
+    const Range rows = rows_for(n0, N);
+    for (int64_t i = rows.lo; i < rows.hi; ++i) {
+      const Range k = k_for(i, 1);
+      T* c = C + i * ldc;
+      if (!Acc)
+        for (int64_t n = n0; n < N; ++n) c[n] = 0;
+      for (int64_t kk = k.lo; kk < k.hi; ++kk) {
+        const T a = TransA ? A[kk * lda + i] : A[i * lda + kk];
+        for (int64_t n = n0; n < N; ++n) c[n] += a * B[kk * ldb + n];
+      }
+    }
+  }
+};
+
+// C = A @ B over [0, K), only where cols says (the scores q.k and dO.v of a tile).
+template <typename T>
+void gemm_masked_cols(T* C, int64_t ldc, const T* A, int64_t lda, const T* B, int64_t ldb, int64_t M, int64_t N,
+                      int64_t K, const Range* cols) {
+  TileGemm<T, false, false>{C, ldc, A, lda, B, ldb, M, N, K, nullptr, cols}.run();
+}
+// C += op(A) @ B with per-row k ranges (P v, dS k, dS^T q, P^T dO).
+template <typename T, bool TransA>
+void gemm_acc_krange(T* C, int64_t ldc, const T* A, int64_t lda, const T* B, int64_t ldb, int64_t M, int64_t N,
+                     int64_t K, const Range* krange) {
+  TileGemm<T, TransA, true>{C, ldc, A, lda, B, ldb, M, N, K, krange, nullptr}.run();
+}
+
+// ---- masks ---------------------------------------------------------------------------------------
+
+// Visible key range of the query at absolute position pos.
+inline Range visible_keys(int64_t pos, int64_t Sk, int64_t chunk, bool causal) {
+  int64_t lo = 0, hi = Sk;
+  if (chunk > 0) {
+    lo = (pos / chunk) * chunk;
+    hi = lo + chunk;
+  }
+  if (causal) hi = std::min(hi, pos + 1);
+  return {std::min(lo, Sk), std::min(hi, Sk)};
+}
+
+// Query tiles [start, end): at most kTileQ rows, never across a chunk boundary.
+std::vector<Range> query_tiles(int64_t Sq, int64_t q_offset, int64_t chunk) {
+  std::vector<Range> tiles;
+  for (int64_t i0 = 0; i0 < Sq;) {
+    int64_t i1 = std::min(Sq, i0 + kTileQ);
+    if (chunk > 0) i1 = std::min(i1, ((q_offset + i0) / chunk + 1) * chunk - q_offset);
+    tiles.push_back({i0, i1});
+    i0 = i1;
+  }
+  return tiles;
+}
+
+// Row ranges of a tile (absolute key indices) clipped to the key block [j0, j0 + N), made relative.
+void block_ranges(const Range* rows, int64_t M, int64_t j0, int64_t N, Range* out) {
+  for (int64_t i = 0; i < M; ++i)
+    out[i] = {std::clamp(rows[i].lo - j0, int64_t(0), N), std::clamp(rows[i].hi - j0, int64_t(0), N)};
+}
+
+// For each key j < N of a block, the tile rows that see it, from the rows' key ranges (relative to
+// the block, ends nondecreasing): rows i with lo(i) <= j < hi(i), a contiguous run.
+void rows_seeing_keys(const Range* rel, int64_t M, int64_t N, Range* out) {
+  int64_t first = 0, last = 0;  // first row with hi > j; one past the last row with lo <= j
+  for (int64_t j = 0; j < N; ++j) {
+    while (first < M && rel[first].hi <= j) ++first;
+    while (last < M && rel[last].lo <= j) ++last;
+    out[j] = {first, std::max(first, last)};
+  }
+}
+
+// ---- row helpers ---------------------------------------------------------------------------------
+
+// Sum of x[0..n) in 8 interleaved partial sums (vectorisable without reassociation).
+template <typename T>
+T row_sum(const T* x, int64_t n) {
+  T part[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int w = 0; w < 8; ++w) part[w] += x[j + w];
+  T s = 0;
+  for (int w = 0; w < 8; ++w) s += part[w];
+  for (; j < n; ++j) s += x[j];
+  return s;
+}
+
+template <typename T>
+T row_dot(const T* x, const T* y, int64_t n) {
+  T part[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int w = 0; w < 8; ++w) part[w] += x[j + w] * y[j + w];
+  T s = 0;
+  for (int w = 0; w < 8; ++w) s += part[w];
+  for (; j < n; ++j) s += x[j] * y[j];
+  return s;
+}
+
+template <typename T>
+T row_max(const T* x, int64_t n) {
+  T part[8];
+  for (int w = 0; w < 8; ++w) part[w] = -std::numeric_limits<T>::infinity();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int w = 0; w < 8; ++w) part[w] = x[j + w] > part[w] ? x[j + w] : part[w];
+  T m = part[0];
+  for (int w = 1; w < 8; ++w) m = part[w] > m ? part[w] : m;
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+// xt[d, i] = alpha * x[i, d] for the M rows of a query tile (rows ldx apart): the scores are formed
+// as S^T = K @ Q^T, keys down and queries across, so softmax statistics run along vectors of queries
+// and key and value rows are used in place, never copied.
+template <typename T>
+void transpose_tile(T* __restrict xt, const T* __restrict x, int64_t ldx, int64_t M, int64_t Dh, T alpha) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t d = 0; d < Dh; ++d) xt[d * kTileQ + i] = x[i * ldx + d] * alpha;
+}
+
+}  // namespace
+
+template <typename T>
+void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& s, double scale,
+                   int64_t q_offset, int64_t chunk_size, bool causal) {
+  const int64_t B = s.B, Sq = s.Sq, Sk = s.Sk, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
+  const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh;
+  const auto tiles = query_tiles(Sq, q_offset, chunk_size);
+  const int64_t n_tiles = int64_t(tiles.size()), n_items = B * H * n_tiles;
+  const T inf = std::numeric_limits<T>::infinity();
+  const bool parallel = B * H * Sq * Sk * Dh > kParallelGrain;
+
+#pragma omp parallel if (parallel)
+  {
+    // st: scores, then probabilities, transposed: st[j * kTileQ + i] for key j, query i.
+    std::vector<T> qt(Dh * kTileQ), st(kTileK * kTileQ), acc(kTileQ * Dh), m(kTileQ), l(kTileQ), mx(kTileQ),
+        alpha(kTileQ), lsum(kTileQ);
+    std::vector<Range> rows(kTileQ), rel(kTileQ), seen_by(kTileK);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < n_items; ++item) {
+      // Largest tiles (most keys, for causal masks the last ones) first: better load balance.
+      const int64_t t = n_tiles - 1 - item % n_tiles, bh = item / n_tiles, b = bh / H, h = bh % H, g = h / rep;
+      const int64_t i0 = tiles[t].lo, M = tiles[t].hi - i0;
+      const T* kb = k + (b * Sk * Hkv + g) * Dh;
+      const T* vb = v + (b * Sk * Hkv + g) * Dh;
+      transpose_tile(qt.data(), q + ((b * Sq + i0) * H + h) * Dh, ldq, M, Dh, T(scale));
+      for (int64_t i = 0; i < M; ++i) {
+        rows[i] = visible_keys(q_offset + i0 + i, Sk, chunk_size, causal);
+        m[i] = -inf;
+        l[i] = 0;
+      }
+      std::fill(acc.begin(), acc.begin() + M * Dh, T(0));
+      const int64_t jlo = rows[0].lo, jhi = rows[M - 1].hi;
+      for (int64_t j0 = jlo; j0 < jhi; j0 += kTileK) {
+        const int64_t N = std::min(kTileK, jhi - j0);
+        block_ranges(rows.data(), M, j0, N, rel.data());
+        rows_seeing_keys(rel.data(), M, N, seen_by.data());
+        gemm_masked_cols(st.data(), kTileQ, kb + j0 * ldk, ldk, qt.data(), kTileQ, N, M, Dh, seen_by.data());
+        // Online softmax, one query per lane: block maxima, rescale factors, exponentials, sums.
+        std::fill(mx.begin(), mx.begin() + M, -inf);
+        for (int64_t j = 0; j < N; ++j) {
+          const T* srow = st.data() + j * kTileQ;
+          for (int64_t i = seen_by[j].lo; i < seen_by[j].hi; ++i) mx[i] = srow[i] > mx[i] ? srow[i] : mx[i];
+        }
+        for (int64_t i = 0; i < M; ++i) {
+          const T mnew = std::max(m[i], mx[i]);
+          alpha[i] = mnew == -inf ? T(1) : vexp(m[i] - mnew);  // 0 on the first visible block
+          m[i] = mnew;
+          lsum[i] = 0;
+        }
+        for (int64_t j = 0; j < N; ++j) {
+          T* srow = st.data() + j * kTileQ;
+          const int64_t a = seen_by[j].lo, e = seen_by[j].hi;
+          for (int64_t i = 0; i < a; ++i) srow[i] = 0;
+          for (int64_t i = a; i < e; ++i) srow[i] = vexp(srow[i] - m[i]);
+          for (int64_t i = e; i < M; ++i) srow[i] = 0;
+          for (int64_t i = a; i < e; ++i) lsum[i] += srow[i];
+        }
+        for (int64_t i = 0; i < M; ++i) {
+          l[i] = l[i] * alpha[i] + lsum[i];
+          if (alpha[i] != T(1))
+            for (int64_t d = 0; d < Dh; ++d) acc[i * Dh + d] *= alpha[i];
+        }
+        gemm_acc_krange<T, true>(acc.data(), Dh, st.data(), kTileQ, vb + j0 * ldk, ldk, M, Dh, N, rel.data());
+      }
+      T* ob = out + ((b * Sq + i0) * H + h) * Dh;
+      for (int64_t i = 0; i < M; ++i) {
+        // A row that sees no key outputs zeros (and lse = -inf), not 0/0.
+        const T inv = l[i] > T(0) ? T(1) / l[i] : T(0);
+        for (int64_t d = 0; d < Dh; ++d) ob[i * ldq + d] = acc[i * Dh + d] * inv;
+        if (lse) lse[(b * H + h) * Sq + i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : -inf;
+      }
+    }
+  }
+}
+
+template <typename T>
+void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
+                   const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
+                   int64_t chunk_size, bool causal) {
+  if (!dq && !dk && !dv && !dscale) return;
+  const int64_t B = s.B, Sq = s.Sq, Sk = s.Sk, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
+  const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh;
+  const auto tiles = query_tiles(Sq, q_offset, chunk_size);
+  const int64_t n_units = B * Hkv;
+  const T sc_t = T(scale);
+  std::vector<double> dscale_of_unit(n_units, 0.0);  // summed in unit order afterwards: deterministic
+  const bool parallel = B * H * Sq * Sk * Dh > kParallelGrain;
+
+#pragma omp parallel if (parallel)
+  {
+    // Transposed like the forward: [key j][query i], kTileQ apart.
+    std::vector<T> qt(Dh * kTileQ), dot(Dh * kTileQ), st(kTileK * kTileQ), pt(kTileK * kTileQ),
+        dst(kTileK * kTileQ), lrow(kTileQ), drow(kTileQ);
+    std::vector<Range> rows(kTileQ), rel(kTileQ), seen_by(kTileK);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t unit = 0; unit < n_units; ++unit) {
+      const int64_t b = unit / Hkv, g = unit % Hkv;
+      const T* kb = k + (b * Sk * Hkv + g) * Dh;
+      const T* vb = v + (b * Sk * Hkv + g) * Dh;
+      T* dkb = dk ? dk + (b * Sk * Hkv + g) * Dh : nullptr;
+      T* dvb = dv ? dv + (b * Sk * Hkv + g) * Dh : nullptr;
+      double dscale_unit = 0;
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+        for (const Range& tile : tiles) {
+          const int64_t i0 = tile.lo, M = tile.hi - i0;
+          const int64_t row0 = (b * Sq + i0) * H + h;  // [b, i0, h] row of q, out, dout, dq
+          const T* qb = q + row0 * Dh;
+          const T* dob = dout + row0 * Dh;
+          transpose_tile(qt.data(), qb, ldq, M, Dh, T(1));
+          transpose_tile(dot.data(), dob, ldq, M, Dh, T(1));
+          for (int64_t i = 0; i < M; ++i) {
+            drow[i] = row_dot(dob + i * ldq, out + (row0 + i * H) * Dh, Dh);  // D_i = rowsum(dO * O)
+            lrow[i] = lse[(b * H + h) * Sq + i0 + i];
+            rows[i] = visible_keys(q_offset + i0 + i, Sk, chunk_size, causal);
+          }
+          const int64_t jlo = rows[0].lo, jhi = rows[M - 1].hi;
+          for (int64_t j0 = jlo; j0 < jhi; j0 += kTileK) {
+            const int64_t N = std::min(kTileK, jhi - j0);
+            block_ranges(rows.data(), M, j0, N, rel.data());
+            rows_seeing_keys(rel.data(), M, N, seen_by.data());
+            gemm_masked_cols(st.data(), kTileQ, kb + j0 * ldk, ldk, qt.data(), kTileQ, N, M, Dh, seen_by.data());
+            gemm_masked_cols(dst.data(), kTileQ, vb + j0 * ldk, ldk, dot.data(), kTileQ, N, M, Dh,
+                             seen_by.data());  // dP^T
+            double dscale_block = 0;
+            for (int64_t j = 0; j < N; ++j) {
+              const int64_t a = seen_by[j].lo, e = seen_by[j].hi;
+              const T* srow = st.data() + j * kTileQ;
+              T* prow = pt.data() + j * kTileQ;
+              T* dsrow = dst.data() + j * kTileQ;
+              for (int64_t i = 0; i < a; ++i) prow[i] = dsrow[i] = 0;
+              for (int64_t i = e; i < M; ++i) prow[i] = dsrow[i] = 0;
+              for (int64_t i = a; i < e; ++i) {
+                prow[i] = vexp(sc_t * srow[i] - lrow[i]);
+                dsrow[i] = prow[i] * (dsrow[i] - drow[i]);  // dS = P * (dP - D)
+              }
+              if (dscale && e > a) dscale_block += double(row_dot(dsrow + a, srow + a, e - a));
+              // From here on dst holds scale * dS, the gradient of the raw products q.k.
+              for (int64_t i = a; i < e; ++i) dsrow[i] *= sc_t;
+            }
+            dscale_unit += dscale_block;
+            if (dq)
+              gemm_acc_krange<T, true>(dq + row0 * Dh, ldq, dst.data(), kTileQ, kb + j0 * ldk, ldk, M, Dh, N,
+                                       rel.data());
+            if (dkb)
+              gemm_acc_krange<T, false>(dkb + j0 * ldk, ldk, dst.data(), kTileQ, qb, ldq, N, Dh, M, seen_by.data());
+            if (dvb)
+              gemm_acc_krange<T, false>(dvb + j0 * ldk, ldk, pt.data(), kTileQ, dob, ldq, N, Dh, M, seen_by.data());
+          }
+        }
+      }
+      dscale_of_unit[unit] = dscale_unit;
+    }
+  }
+  if (dscale)
+    for (double x : dscale_of_unit) *dscale += x;
+}
+
+template void attention_fwd<float>(float*, float*, const float*, const float*, const float*, const AttentionShape&,
+                                   double, int64_t, int64_t, bool);
+template void attention_fwd<double>(double*, double*, const double*, const double*, const double*,
+                                    const AttentionShape&, double, int64_t, int64_t, bool);
+template void attention_bwd<float>(float*, float*, float*, double*, const float*, const float*, const float*,
+                                   const float*, const float*, const float*, const AttentionShape&, double, int64_t,
+                                   int64_t, bool);
+template void attention_bwd<double>(double*, double*, double*, double*, const double*, const double*, const double*,
+                                    const double*, const double*, const double*, const AttentionShape&, double,
+                                    int64_t, int64_t, bool);
+
+}  // namespace tv::cpu

@@ -1,0 +1,60 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+// logits [N, V] float, targets i32 [N] each in [0, V) or ignore_index.
+static void check_cross_entropy(const char* op, const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  TV_CHECK(logits.ndim() == 2, op, ": logits [N, V] expected, got ", logits.describe());
+  TV_CHECK(targets.dtype() == DType::I32, op, ": targets must be i32, got ", targets.describe());
+  const int64_t N = logits.size(0), V = logits.size(1);
+  check_shape(targets, {N}, op, "targets");
+  check_contiguous(logits, op, "logits");
+  check_contiguous(targets, op, "targets");
+  if (targets.device() != Device::CPU) return;  // validated by the device kernel
+  const int32_t* t = targets.data<int32_t>();
+  for (int64_t n = 0; n < N; ++n)
+    if (t[n] != ignore_index && (t[n] < 0 || t[n] >= V))
+      fail(op, ": target ", t[n], " at row ", n, " is outside [0, ", V, ") and is not the ignore index ",
+           ignore_index);
+}
+
+static void check_row_vector(const char* op, const Tensor& t, const Tensor& logits, const char* name) {
+  check_shape(t, {logits.size(0)}, op, name);
+  check_same_dtype(logits, t, op);
+  check_contiguous(t, op, name);
+}
+
+int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, const Tensor& targets,
+                          int32_t ignore_index) {
+  const char* op = "cross_entropy_fwd";
+  check_cross_entropy(op, logits, targets, ignore_index);
+  check_row_vector(op, losses, logits, "losses");
+  check_row_vector(op, lse, logits, "lse");
+  require_cpu(common_device(op, &losses, &lse, &logits, &targets), op);
+  int64_t counted = 0;
+  TV_DISPATCH_FLOAT(logits.dtype(), op,
+                    counted = cpu::cross_entropy_fwd<T>(losses.data<T>(), lse.data<T>(), logits.data<T>(),
+                                                        targets.data<int32_t>(), logits.size(0), logits.size(1),
+                                                        ignore_index));
+  return counted;
+}
+
+void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
+                       const Tensor& lse, int32_t ignore_index) {
+  const char* op = "cross_entropy_bwd";
+  check_cross_entropy(op, logits, targets, ignore_index);
+  check_shape(dlogits, logits.shape(), op, "dlogits");
+  check_same_dtype(logits, dlogits, op);
+  check_contiguous(dlogits, op, "dlogits");
+  check_row_vector(op, dlosses, logits, "dlosses");
+  check_row_vector(op, lse, logits, "lse");
+  require_cpu(common_device(op, &dlogits, &dlosses, &logits, &targets, &lse), op);
+  TV_DISPATCH_FLOAT(logits.dtype(), op,
+                    cpu::cross_entropy_bwd<T>(dlogits.data<T>(), dlosses.data<T>(), logits.data<T>(),
+                                              targets.data<int32_t>(), lse.data<T>(), logits.size(0), logits.size(1),
+                                              ignore_index));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,37 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/moe_common.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+static void check_aux(const char* op, const Tensor& probs, const Tensor& idx) {
+  TV_CHECK(probs.ndim() == 2, op, ": probs [N, E] expected, got ", probs.describe());
+  check_contiguous(probs, op, "probs");
+  check_expert_ids(op, idx, probs.size(0), probs.size(1));
+}
+
+double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx) {
+  const char* op = "moe_aux_loss_fwd";
+  check_aux(op, probs, idx);
+  require_cpu(common_device(op, &probs, &idx), op);
+  double loss = 0;
+  TV_DISPATCH_FLOAT(probs.dtype(), op,
+                    loss = cpu::moe_aux_loss_fwd<T>(probs.data<T>(), idx.data<int32_t>(), probs.size(0), probs.size(1),
+                                                    int(idx.size(1))));
+  return loss;
+}
+
+void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const Tensor& idx) {
+  const char* op = "moe_aux_loss_bwd";
+  check_aux(op, probs, idx);
+  check_shape(dprobs, probs.shape(), op, "dprobs");
+  check_same_dtype(probs, dprobs, op);
+  check_contiguous(dprobs, op, "dprobs");
+  require_cpu(common_device(op, &dprobs, &probs, &idx), op);
+  TV_DISPATCH_FLOAT(probs.dtype(), op,
+                    cpu::moe_aux_loss_bwd<T>(dprobs.data<T>(), dloss, idx.data<int32_t>(), probs.size(0),
+                                             probs.size(1), int(idx.size(1))));
+}
+
+}  // namespace tv::ops

@@ -1,0 +1,132 @@
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/ops.h"
+#include "harness/op_test.h"
+
+using namespace tv;
+using tvtest::at;
+
+namespace {
+
+struct CeResult {
+  Tensor losses, lse;
+  int64_t count;
+};
+CeResult run_ce(const Tensor& logits, const Tensor& targets, int32_t ignore = -100) {
+  int64_t N = logits.size(0);
+  CeResult r{Tensor::empty({N}, logits.dtype()), Tensor::empty({N}, logits.dtype()), 0};
+  r.count = ops::cross_entropy_fwd(r.losses, r.lse, logits, targets, ignore);
+  return r;
+}
+
+void expect_matches_naive(const Tensor& logits, const Tensor& targets, int32_t ignore, double tol) {
+  CeResult r = run_ce(logits, targets, ignore);
+  int64_t N = logits.size(0), V = logits.size(1), count = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    int32_t t = targets.data<int32_t>()[n];
+    if (t == ignore) {
+      EXPECT_EQ(at(r.losses, n), 0.0) << "ignored row " << n;
+      continue;
+    }
+    ++count;
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, at(logits, n * V + v));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(at(logits, n * V + v) - mx);
+    double lse = mx + std::log(sum);
+    EXPECT_NEAR(at(r.lse, n), lse, tol * (1 + std::abs(lse))) << "row " << n;
+    EXPECT_NEAR(at(r.losses, n), lse - at(logits, n * V + t), tol * (1 + std::abs(lse))) << "row " << n;
+  }
+  EXPECT_EQ(r.count, count);
+}
+
+Tensor targets_with_ignored(int64_t N, int32_t V, Rng& rng, int32_t ignore) {
+  Tensor t = tvtest::rand_ids({N}, V, rng);
+  for (int64_t n = 1; n < N; n += 3) t.data<int32_t>()[n] = ignore;
+  return t;
+}
+
+}  // namespace
+
+TV_OP_TEST(cross_entropy, forward, MatchesNaive) {
+  Rng rng(41);
+  for (DType dt : {DType::F32, DType::F64}) {
+    double tol = dt == DType::F32 ? 2e-6 : 1e-13;
+    Tensor logits = tvtest::rand_tensor({8, 37}, dt, rng, -5, 5);
+    expect_matches_naive(logits, targets_with_ignored(8, 37, rng, -100), -100, tol);
+    expect_matches_naive(logits, targets_with_ignored(8, 37, rng, 3), 3, tol);  // another ignore index
+  }
+}
+
+TV_OP_TEST(cross_entropy, forward, FullVocabulary) {
+  Rng rng(42);
+  Tensor logits = tvtest::rand_tensor({3, 32001}, DType::F32, rng, -20, 20);
+  expect_matches_naive(logits, tvtest::rand_ids({3}, 32001, rng), -100, 2e-6);
+}
+
+TV_OP_TEST(cross_entropy, forward, StableForLargeLogits) {
+  // Shifting a row by a constant changes nothing; no overflow at 1e4.
+  Rng rng(43);
+  Tensor a = tvtest::rand_tensor({4, 50}, DType::F32, rng, -3, 3), b = a.clone();
+  for (int64_t i = 0; i < b.numel(); ++i) tvtest::set_at(b, i, at(b, i) + 1e4);
+  Tensor t = tvtest::rand_ids({4}, 50, rng);
+  CeResult ra = run_ce(a, t), rb = run_ce(b, t);
+  tvtest::expect_close(rb.losses, ra.losses, 1e-3, 1e-3, "shifted losses");
+  for (int64_t n = 0; n < 4; ++n) EXPECT_TRUE(std::isfinite(at(rb.losses, n)));
+}
+
+TV_OP_TEST(cross_entropy, forward, RejectsBadTargets) {
+  Tensor logits = Tensor::zeros({2, 5}), losses = Tensor::zeros({2}), lse = Tensor::zeros({2});
+  Tensor bad = Tensor::from_i32({2}, {1, 5});
+  EXPECT_THROW(ops::cross_entropy_fwd(losses, lse, logits, bad), Error);
+  Tensor negative = Tensor::from_i32({2}, {-1, 0});
+  EXPECT_THROW(ops::cross_entropy_fwd(losses, lse, logits, negative), Error);
+}
+
+TV_OP_TEST(cross_entropy, gradcheck, Logits) {
+  Rng rng(44);
+  const int64_t N = 7, V = 11;
+  Tensor logits = tvtest::rand_tensor({N, V}, DType::F64, rng, -3, 3);
+  Tensor targets = targets_with_ignored(N, int32_t(V), rng, -100);
+  Tensor probe = tvtest::rand_tensor({N}, DType::F64, rng);  // loss = sum(probe * losses)
+  auto loss = [&] { return tvtest::dot(run_ce(logits, targets).losses, probe); };
+  CeResult r = run_ce(logits, targets);
+  Tensor dlogits = Tensor::zeros({N, V}, DType::F64);
+  ops::cross_entropy_bwd(dlogits, probe, logits, targets, r.lse);
+  tvtest::expect_gradients(loss, {{"logits", &logits, &dlogits}});
+  // Ignored rows get nothing, and the backward adds to what is there.
+  Tensor again = dlogits.clone();
+  ops::cross_entropy_bwd(again, probe, logits, targets, r.lse);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t v = 0; v < V; ++v) {
+      double g = at(dlogits, n * V + v);
+      if (targets.data<int32_t>()[n] == -100) {
+        EXPECT_EQ(g, 0.0);
+      }
+      EXPECT_NEAR(at(again, n * V + v), 2 * g, 1e-15);
+    }
+}
+
+TV_OP_TEST(cross_entropy, gradcheck, FloatBackwardMatchesSoftmax) {
+  // The float path (vectorised exp) against softmax - onehot computed in double.
+  Rng rng(45);
+  const int64_t N = 5, V = 1000;
+  Tensor logits = tvtest::rand_tensor({N, V}, DType::F32, rng, -8, 8);
+  Tensor targets = tvtest::rand_ids({N}, int32_t(V), rng);
+  Tensor dl = Tensor::empty({N});
+  dl.fill_(0.5);
+  CeResult r = run_ce(logits, targets);
+  Tensor d = Tensor::zeros({N, V});
+  ops::cross_entropy_bwd(d, dl, logits, targets, r.lse);
+  Tensor ref = Tensor::empty({N, V}, DType::F64);
+  for (int64_t n = 0; n < N; ++n) {
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, at(logits, n * V + v));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(at(logits, n * V + v) - mx);
+    for (int64_t v = 0; v < V; ++v)
+      tvtest::set_at(ref, n * V + v,
+                     0.5 * (std::exp(at(logits, n * V + v) - mx) / sum - (v == targets.data<int32_t>()[n] ? 1 : 0)));
+  }
+  tvtest::expect_close(d.to(DType::F64), ref, 1e-5, 1e-9, "dlogits f32");
+}
