@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages tinyvlm needs to build, test and run. Idempotent.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
-      libopenblas-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+      libopenblas-dev libopenblas-openmp-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
       libjpeg62-turbo-dev libpng-dev libutf8proc-dev
       libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()

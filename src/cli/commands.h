@@ -8,9 +8,12 @@ class App;
 namespace tv::cli {
 
 void add_bench_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_tokenizer_commands(CLI::App& app);  // `tokenizer train|encode|decode` and `tokenize`
+void add_align_command(CLI::App& app);
+void add_encode_image_command(CLI::App& app);
 
 }  // namespace tv::cli

@@ -1,23 +1,39 @@
 // tinyvlm: train and run a LLaMA-4-style tiny vision-language model.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/commands.h"
 #include "core/error.h"
 
+// OpenMP threads that spin at barriers steal the very cores their peers need whenever anything else
+// runs on the machine (measured: 3x slower training on a busy 2-core box). The runtime reads its wait
+// policy once, at load time, so unless the user chose one we restart ourselves with a passive policy.
+static void prefer_passive_openmp_waits(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure; then carry on with the default policy
+}
+
 int main(int argc, char** argv) {
+  prefer_passive_openmp_waits(argv);
   CLI::App app{"tinyvlm: train and run a LLaMA-4-style tiny vision-language model, from scratch, in C++"};
   app.set_version_flag("--version", "tinyvlm 0.1.0");
   app.require_subcommand(1);
   app.fallthrough(false);
 
+  tv::cli::add_demo_command(app);
   tv::cli::add_pretrain_command(app);
   tv::cli::add_generate_command(app);
   tv::cli::add_perplexity_command(app);
   tv::cli::add_bench_command(app);
   tv::cli::add_tokenizer_commands(app);
+  tv::cli::add_align_command(app);
+  tv::cli::add_encode_image_command(app);
 
   try {
     app.parse(argc, argv);

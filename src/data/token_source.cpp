@@ -6,10 +6,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
-#if __has_include("tokenizer/shards.h")
 #include "tokenizer/shards.h"
-#define TV_HAVE_SHARDS 1
-#endif
 
 namespace tv {
 namespace fs = std::filesystem;
@@ -56,22 +53,18 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
   std::vector<std::string> shard_files, text_files;
   for (const std::string& p : paths) {
     if (!fs::exists(p)) fail(p, ": no such file or directory");
-#ifdef TV_HAVE_SHARDS
     if (fs::is_directory(p)) {
       std::vector<std::string> found = tok::list_shards(p);
       if (found.empty()) fail(p, ": directory holds no token shards (write them with `tinyvlm tokenize`)");
       shard_files.insert(shard_files.end(), found.begin(), found.end());
     } else if (tok::is_shard_file(p)) {
       shard_files.push_back(p);
-    } else
-#endif
-    {
+    } else {
       text_files.push_back(p);
     }
   }
   if (!shard_files.empty() && !text_files.empty()) fail("--data mixes token shards and text files; use one kind");
 
-#ifdef TV_HAVE_SHARDS
   if (!shard_files.empty()) {
     auto readers = std::make_shared<std::vector<std::unique_ptr<tok::ShardReader>>>();
     auto offsets = std::make_shared<std::vector<int64_t>>();
@@ -100,7 +93,6 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
     };
     return s;
   }
-#endif
 
   if (tokenizer_path.empty()) fail("raw text input needs --tokenizer tokenizer.json (or tokenize it first)");
   tok::Tokenizer tk = tok::Tokenizer::load(tokenizer_path);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace tv {
 namespace fs = std::filesystem;
@@ -51,12 +52,17 @@ void save_checkpoint(const std::string& dir, const std::string& name, const Para
   meta["phase"] = cfg.phase;
   meta["step"] = std::to_string(st.step);
   if (st.has_best) meta["best_" + cfg.best_metric] = std::to_string(st.best);
-  save_model(checkpoint_path(dir, name), params, meta);
+  // The state file alone resumes a run: parameters, moments and counters in one atomically renamed file,
+  // so a kill at any moment leaves a consistent pair of (old or new) files behind.
+  std::vector<NamedTensor> state = opt.state_tensors();
+  for (const NamedTensor& p : params.named_values()) state.push_back({"param." + p.name, p.tensor});
   nlohmann::json js = {{"step", st.step},         {"skipped", st.skipped},     {"best", st.best},
-                       {"has_best", st.has_best}, {"has_first", st.has_first}, {"first_val", st.first_val}, {"last_val", st.last_val},
-                       {"data", st.data},         {"adam_step", opt.step},     {"phase", cfg.phase}};
-  save_safetensors((fs::path(dir) / (name + ".state.safetensors")).string(), opt.state_tensors(),
+                       {"has_best", st.has_best}, {"has_first", st.has_first}, {"first_val", st.first_val},
+                       {"last_val", st.last_val}, {"data", st.data},         {"adam_step", opt.step},
+                       {"phase", cfg.phase}};
+  save_safetensors((fs::path(dir) / (name + ".state.safetensors")).string(), state,
                    {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
+  save_model(checkpoint_path(dir, name), params, meta);
 }
 
 }  // namespace
@@ -69,16 +75,15 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   TrainerState st;
 
   if (cfg.resume) {
-    std::string model_path = checkpoint_path(cfg.out_dir, "last");
     std::string state_path = (fs::path(cfg.out_dir) / "last.state.safetensors").string();
-    if (!fs::exists(model_path) || !fs::exists(state_path))
-      fail("--resume: no checkpoint to resume from in ", cfg.out_dir, " (expected last.safetensors and last.state.safetensors)");
-    SafetensorsFile model_file(model_path), state_file(state_path);
+    if (!fs::exists(state_path))
+      fail("--resume: no checkpoint to resume from in ", cfg.out_dir, " (expected last.state.safetensors)");
+    SafetensorsFile state_file(state_path);
+    if (!state_file.metadata().count("trainer_state")) fail(state_path, ": not a tinyvlm trainer-state file");
     auto js = nlohmann::json::parse(state_file.metadata().at("trainer_state"));
-    if (model_file.metadata().count("step") && model_file.metadata().at("step") != state_file.metadata().at("step"))
-      fail(cfg.out_dir, ": last.safetensors (step ", model_file.metadata().at("step"), ") and last.state.safetensors (step ",
-           state_file.metadata().at("step"), ") disagree; the run was interrupted while checkpointing");
-    params.load(model_file, "", false);
+    if (js.value("phase", cfg.phase) != cfg.phase)
+      fail(state_path, ": this is a ", js.value("phase", std::string("?")), " run, not ", cfg.phase);
+    params.load(state_file, "param.", false);
     opt.load_state(state_file, params);
     opt.step = js.at("adam_step").get<int64_t>();
     st.step = js.at("step").get<int64_t>();
@@ -90,10 +95,21 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     st.last_val = js.at("last_val").get<double>();
     st.data = js.at("data").get<std::string>();
     task.restore_data_state(st.data);
-    if (!cfg.quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), model_path.c_str(), (long long)st.step);
+    if (!cfg.quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
   }
 
-  std::ofstream metrics((fs::path(cfg.out_dir) / "metrics.jsonl").string(), std::ios::app);
+  const std::string metrics_path = (fs::path(cfg.out_dir) / "metrics.jsonl").string();
+  if (cfg.resume && fs::exists(metrics_path)) {
+    // Drop what was logged after the checkpoint we resume from: those steps are about to be redone.
+    std::ifstream in(metrics_path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("step", int64_t(0)) <= st.step) kept += line + "\n";
+    }
+    write_file_atomic(metrics_path, kept);
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
   const bool tty = isatty(fileno(stderr));
   using clock = std::chrono::steady_clock;
   auto t_start = clock::now();

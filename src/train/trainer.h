@@ -52,7 +52,8 @@ struct TrainResult {
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task);
 
 // Checkpoint files in a run directory: <name>.safetensors holds the model (interchange names, metadata),
-// <name>.state.safetensors the optimizer moments and the trainer state (step, data position, best metric).
+// <name>.state.safetensors everything a resume needs in one file: parameters ("param.*"), optimizer moments
+// and counts, and the trainer state (step, data position, best metric).
 std::string checkpoint_path(const std::string& dir, const std::string& name);
 void save_model(const std::string& path, const ParamStore& params, const std::map<std::string, std::string>& meta);
 

@@ -1,0 +1,139 @@
+// `tinyvlm bench train`: phase-1 training throughput (forward + backward + clipping + AdamW) and
+// generation speed with and without the KV cache, on the benchmark config of the text-model issue.
+// scripts/bench/pretrain.sh runs it beside the PyTorch reference (scripts/bench/pretrain_peer.py).
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench.h"
+#include "core/ops.h"
+#include "core/parallel.h"
+#include "model/llama.h"
+#include "model/sampler.h"
+#include "train/optimizer.h"
+
+namespace tv::bench {
+namespace {
+
+struct TrainBenchArgs {
+  int threads = 2;
+  int64_t steps = 5, warmup = 2, batch = 8, seq = 256, prompt_len = 16, new_tokens = 64;
+  bool json = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void run(const TrainBenchArgs& a) {
+  set_num_threads(a.threads);
+  ModelConfig mc;
+  mc.vocab_size = 8192;
+  mc.d_model = 256;
+  mc.n_heads = 8;
+  mc.n_kv_heads = 4;
+  mc.n_layers = 4;
+  mc.num_experts = 8;
+  mc.num_experts_per_tok = 2;
+  mc.d_expert = 256;
+  mc.d_ff_standard = 512;
+  mc.chunk_size = 64;
+  mc.max_seq_len = a.seq;
+  ParamStore params;
+  Llama model(mc, params);
+  Rng rng(1);
+  model.init_weights(rng);
+  AdamW opt;
+  std::vector<int32_t> tok(size_t(a.batch * a.seq));
+  auto batch = [&](Tensor& ids, Tensor& tg) {
+    for (auto& t : tok) t = int32_t(rng.below(uint64_t(mc.vocab_size)));
+    ids = Tensor::from_i32({a.batch, a.seq}, tok);
+    for (auto& t : tok) t = int32_t(rng.below(uint64_t(mc.vocab_size)));
+    tg = Tensor::from_i32({a.batch, a.seq}, tok);
+  };
+  double t_fb = 0, t_opt = 0;
+  for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+    Tensor ids, tg;
+    batch(ids, tg);
+    auto t0 = std::chrono::steady_clock::now();
+    params.zero_grad();
+    lm_loss_step(model, ids, tg, 0.01, true);
+    double fb = seconds_since(t0);
+    auto t1 = std::chrono::steady_clock::now();
+    ops::clip_grad_norm(params.grads(), 1.0);
+    opt.apply(params, 3e-4);
+    double o = seconds_since(t1);
+    if (i >= a.warmup) {
+      t_fb += fb;
+      t_opt += o;
+    }
+  }
+  const double tokens = double(a.steps * a.batch * a.seq);
+  const double train_tps = tokens / (t_fb + t_opt);
+
+  // Generation: greedy, batch 1, with the KV cache and by recomputing the sequence (the original's way).
+  std::vector<int32_t> prompt(size_t(a.prompt_len));
+  for (auto& t : prompt) t = int32_t(rng.below(uint64_t(mc.vocab_size)));
+  SamplerOptions greedy;
+  Rng srng(0);
+  auto t2 = std::chrono::steady_clock::now();
+  KVCache cache = model.make_cache(a.prompt_len + a.new_tokens);
+  Tensor logits = model.forward_cached(model.embed(Tensor::from_i32({a.prompt_len}, prompt)), cache);
+  std::vector<int32_t> seq = prompt;
+  for (int64_t i = 0; i < a.new_tokens; ++i) {
+    std::vector<float> row(logits.data<float>(), logits.data<float>() + mc.vocab_size);
+    int32_t next = sample_next(std::move(row), seq, greedy, srng);
+    seq.push_back(next);
+    logits = model.forward_cached(model.embed(Tensor::from_i32({1}, {next})), cache);
+  }
+  const double gen_cache = double(a.new_tokens) / seconds_since(t2);
+  auto t3 = std::chrono::steady_clock::now();
+  seq = prompt;
+  for (int64_t i = 0; i < a.new_tokens; ++i) {
+    int64_t S = int64_t(seq.size());
+    Tensor full = model.forward(model.embed(Tensor::from_i32({S}, seq)), 1, S, false);
+    std::vector<float> row(full.data<float>() + (S - 1) * mc.vocab_size, full.data<float>() + S * mc.vocab_size);
+    seq.push_back(sample_next(std::move(row), seq, greedy, srng));
+  }
+  const double gen_nocache = double(a.new_tokens) / seconds_since(t3);
+
+  nlohmann::json j = {{"impl", "tinyvlm"},
+                      {"threads", a.threads},
+                      {"params", params.count()},
+                      {"tokens_per_step", a.batch * a.seq},
+                      {"train_tokens_per_s", train_tps},
+                      {"ms_per_step", 1e3 * (t_fb + t_opt) / double(a.steps)},
+                      {"ms_forward_backward", 1e3 * t_fb / double(a.steps)},
+                      {"ms_optimizer", 1e3 * t_opt / double(a.steps)},
+                      {"generate_tokens_per_s_kv_cache", gen_cache},
+                      {"generate_tokens_per_s_no_cache", gen_nocache}};
+  if (a.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("tinyvlm training, d_model 256, 4 layers, 8/4 heads, 8 experts top-2, vocab 8192, batch %lldx%lld, %d threads\n",
+                (long long)a.batch, (long long)a.seq, a.threads);
+    std::printf("  train: %.0f tokens/s (%.0f ms/step: forward+backward %.0f ms, clip+AdamW %.0f ms)\n", train_tps,
+                1e3 * (t_fb + t_opt) / double(a.steps), 1e3 * t_fb / double(a.steps), 1e3 * t_opt / double(a.steps));
+    std::printf("  generate (batch 1, prompt %lld, %lld new): %.1f tokens/s with KV cache, %.1f tokens/s recomputing\n",
+                (long long)a.prompt_len, (long long)a.new_tokens, gen_cache, gen_nocache);
+  }
+}
+
+}  // namespace
+
+void add_bench_train(CLI::App& bench) {
+  auto a = std::make_shared<TrainBenchArgs>();
+  CLI::App* cmd = bench.add_subcommand("train", "Phase-1 training tokens/s and generation tokens/s (benchmark config)");
+  cmd->add_option("--threads", a->threads, "Threads")->capture_default_str();
+  cmd->add_option("--steps", a->steps, "Timed training steps")->capture_default_str();
+  cmd->add_option("--warmup", a->warmup, "Untimed warmup steps")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Sequences per step")->capture_default_str();
+  cmd->add_option("--seq", a->seq, "Tokens per sequence")->capture_default_str();
+  cmd->add_option("--new-tokens", a->new_tokens, "Generated tokens")->capture_default_str();
+  cmd->add_flag("--json", a->json, "One JSON object instead of text");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace tv::bench

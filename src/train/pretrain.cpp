@@ -1,0 +1,108 @@
+#include "train/pretrain.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/parallel.h"
+#include "data/token_source.h"
+#include "model/llama.h"
+#include "train/trainer.h"
+
+namespace tv {
+
+TrainResult pretrain(const PretrainOptions& a) {
+  if (a.threads >= 0) set_num_threads(a.threads);
+  Config cfg = Config::from_file(a.config);
+  for (const auto& s : a.sets) cfg.set_override(s);
+  ModelConfig mc = ModelConfig::from(cfg);  // a malformed config stops here, before any work
+
+  // Phase-1 settings: the original's command-line defaults, overridable as config keys.
+  const double lr = cfg.get_double("lr", 3e-4), wd = cfg.get_double("weight_decay", 0.1);
+  const double alpha = cfg.get_double("aux_loss_alpha", 0.01), clip = cfg.get_double("max_grad_norm", 1.0);
+  const int64_t epochs = cfg.get_int("epochs", 10), batches_per_epoch = cfg.get_int("batches_per_epoch", 1000);
+  const int64_t B = cfg.get_int("batch_size", 8), grad_accum = cfg.get_int("grad_accum", 1);
+  const int64_t total = a.steps > 0 ? a.steps : epochs * batches_per_epoch;
+  const int64_t warmup = cfg.get_int("warmup_steps", std::min<int64_t>(2000, total / 10));
+  const int64_t val_every = cfg.get_int("val_every", std::min<int64_t>(batches_per_epoch, total));
+  const int64_t val_batches = cfg.get_int("val_batches", 20);
+  const double val_fraction = cfg.get_double("val_fraction", 0.05);
+  const uint64_t seed = uint64_t(cfg.get_int("seed", 313));
+  if (B <= 0) fail(a.config, ": batch_size must be positive");
+  if (!(lr > 0)) fail(a.config, ": lr must be positive");
+
+  TokenSourceInfo info;
+  TokenStream stream = open_token_stream(a.data, a.tokenizer, &info);
+  if (mc.vocab_size < a.min_vocab)
+    fail(a.config, ": vocab_size ", mc.vocab_size, " is smaller than the tokenizer's ", a.min_vocab, " ids");
+  TokenWindows windows(stream, mc.max_seq_len, val_fraction, cfg.get_bool("shuffle", false), seed);
+  std::fprintf(stderr, "pretrain: %lld tokens (%lld documents), %lld training and %lld validation windows of %lld\n",
+               (long long)info.tokens, (long long)info.documents, (long long)windows.train_windows(),
+               (long long)windows.val_windows(), (long long)mc.max_seq_len);
+
+  ParamStore params;
+  Llama model(mc, params);
+  Rng init_rng(seed);
+  model.init_weights(init_rng);
+  std::fprintf(stderr, "pretrain: %lld layers, d_model %lld, %.2fM parameters, %lld threads\n", (long long)mc.n_layers,
+               (long long)mc.d_model, double(params.count()) / 1e6, (long long)num_threads());
+
+  AdamW opt;
+  opt.weight_decay = wd;
+  TrainLoopConfig lc;
+  lc.phase = "pretrain";
+  lc.out_dir = a.out;
+  lc.total_steps = total;
+  lc.stop_after = a.stop_after;
+  lc.warmup_steps = warmup;
+  lc.lr = lr;
+  lc.max_grad_norm = clip;
+  lc.grad_accum = grad_accum;
+  lc.log_every = cfg.get_int("log_interval", 10);
+  lc.val_every = windows.val_windows() > 0 ? val_every : 0;
+  lc.save_every = cfg.get_int("save_interval", 0);
+  lc.resume = a.resume;
+  Config stored = cfg;
+  lc.metadata["config"] = stored.to_toml();
+  if (!a.tokenizer.empty()) lc.metadata["tokenizer"] = std::filesystem::absolute(a.tokenizer).string();
+
+  TrainTask task;
+  task.micro_step = [&] {
+    Tensor ids, targets;
+    windows.next_train(B, ids, targets);
+    LmLoss l = lm_loss_step(model, ids, targets, alpha, true);
+    StepStats s;
+    s.loss = l.loss;
+    s.metrics = {{"ce", l.ce}, {"ppl", std::exp(std::min(l.ce, 100.0))}, {"aux", l.aux}};
+    s.tokens = l.tokens;
+    return s;
+  };
+  task.validate = [&] {
+    double sum = 0, aux = 0;
+    int64_t tokens = 0, batches = 0;
+    for (int64_t first = 0; first < windows.val_windows() && batches < val_batches; first += B, ++batches) {
+      Tensor ids, targets;
+      windows.val_batch(first, B, ids, targets);
+      LmLoss l = lm_loss_step(model, ids, targets, 0.0, false);
+      sum += l.ce * double(l.tokens);
+      tokens += l.tokens;
+      aux += l.aux;
+    }
+    double loss = tokens ? sum / double(tokens) : 0.0;
+    return std::map<std::string, double>{
+        {"val_loss", loss}, {"val_ppl", std::exp(std::min(loss, 100.0))}, {"val_aux", batches ? aux / double(batches) : 0.0}};
+  };
+  task.data_state = [&] { return windows.state(); };
+  task.restore_data_state = [&](const std::string& s) { windows.restore(s); };
+
+  lc.quiet = a.quiet;
+  TrainResult r = run_training(params, opt, lc, task);
+  if (r.has_val)
+    std::fprintf(stderr, "pretrain: done, %lld steps (%lld skipped batches); validation loss %.4f -> %.4f (best %.4f)\n",
+                 (long long)r.steps_done, (long long)r.skipped_batches, r.first_val, r.last_val, r.best_val);
+  else
+    std::fprintf(stderr, "pretrain: done, %lld steps (no validation split)\n", (long long)r.steps_done);
+  return r;
+}
+
+}  // namespace tv
