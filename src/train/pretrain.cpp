@@ -36,7 +36,8 @@ TrainResult pretrain(const PretrainOptions& a) {
   if (mc.vocab_size < a.min_vocab)
     fail(a.config, ": vocab_size ", mc.vocab_size, " is smaller than the tokenizer's ", a.min_vocab, " ids");
   TokenWindows windows(stream, mc.max_seq_len, val_fraction, cfg.get_bool("shuffle", false), seed);
-  std::fprintf(stderr, "pretrain: %lld tokens (%lld documents), %lld training and %lld validation windows of %lld\n",
+  if (!a.quiet)
+    std::fprintf(stderr, "pretrain: %lld tokens (%lld documents), %lld training and %lld validation windows of %lld\n",
                (long long)info.tokens, (long long)info.documents, (long long)windows.train_windows(),
                (long long)windows.val_windows(), (long long)mc.max_seq_len);
 
@@ -44,7 +45,8 @@ TrainResult pretrain(const PretrainOptions& a) {
   Llama model(mc, params);
   Rng init_rng(seed);
   model.init_weights(init_rng);
-  std::fprintf(stderr, "pretrain: %lld layers, d_model %lld, %.2fM parameters, %lld threads\n", (long long)mc.n_layers,
+  if (!a.quiet)
+    std::fprintf(stderr, "pretrain: %lld layers, d_model %lld, %.2fM parameters, %lld threads\n", (long long)mc.n_layers,
                (long long)mc.d_model, double(params.count()) / 1e6, (long long)num_threads());
 
   AdamW opt;
@@ -97,6 +99,7 @@ TrainResult pretrain(const PretrainOptions& a) {
 
   lc.quiet = a.quiet;
   TrainResult r = run_training(params, opt, lc, task);
+  if (a.quiet) return r;
   if (r.has_val)
     std::fprintf(stderr, "pretrain: done, %lld steps (%lld skipped batches); validation loss %.4f -> %.4f (best %.4f)\n",
                  (long long)r.steps_done, (long long)r.skipped_batches, r.first_val, r.last_val, r.best_val);
