@@ -1,20 +1,73 @@
 #include "core/backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 
 namespace tv {
 namespace {
 
+// A small caching allocator: a training step allocates the same activation and gradient sizes every
+// time, and returning large blocks to the OS only to fault them in again costs several percent of a
+// step. Freed blocks are kept by size, up to kCacheLimit bytes in all.
+constexpr size_t kCacheLimit = size_t(2) << 30;
+
+struct BlockCache {
+  std::mutex mu;
+  std::multimap<size_t, void*> free_blocks;  // rounded size -> block
+  std::map<void*, size_t> sizes;             // every live or cached block -> its rounded size
+  size_t cached = 0;
+};
+
+BlockCache& cache() {
+  static BlockCache* c = new BlockCache;  // never destroyed: tensors may be freed during exit
+  return *c;
+}
+
 void* cpu_alloc(size_t bytes) {
-  if (bytes == 0) bytes = 64;
   // 64-byte alignment keeps AVX loads aligned and avoids false sharing between threads.
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  BlockCache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(rounded);
+    if (it != c.free_blocks.end()) {
+      void* p = it->second;
+      c.free_blocks.erase(it);
+      c.cached -= rounded;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(64, rounded);
   if (!p) fail("out of host memory allocating ", bytes, " bytes");
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.sizes[p] = rounded;
   return p;
 }
-void cpu_free(void* p) { std::free(p); }
+
+void cpu_free(void* p) {
+  if (!p) return;
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  size_t rounded = c.sizes.at(p);
+  if (c.cached + rounded > kCacheLimit) {
+    // Over the limit: release everything cached, then this block.
+    for (auto& [size, block] : c.free_blocks) {
+      c.sizes.erase(block);
+      std::free(block);
+    }
+    c.free_blocks.clear();
+    c.cached = 0;
+    c.sizes.erase(p);
+    std::free(p);
+    return;
+  }
+  c.free_blocks.emplace(rounded, p);
+  c.cached += rounded;
+}
 void cpu_memset_zero(void* p, size_t n) { std::memset(p, 0, n); }
 void cpu_copy(void* dst, const void* src, size_t n) { if (n) std::memcpy(dst, src, n); }
 void cpu_sync() {}
