@@ -8,6 +8,10 @@ class App;
 
 namespace tv::bench {
 
-void add_bench_ops(CLI::App& bench);  // GEMM/attention GFLOP/s vs the BLAS sgemm peak
+void add_bench_ops(CLI::App& bench);    // GEMM/attention GFLOP/s vs the BLAS sgemm peak
+void add_bench_train(CLI::App& bench);  // phase-1 training and generation throughput
+void add_bench_tokenizer(CLI::App& bench);  // encode MB/s, 1 thread and all threads
+void add_bench_image(CLI::App& bench);  // decode + preprocess images/s, 1 thread and N threads
+void add_bench_vit(CLI::App& bench);    // vision tower forward images/s
 
 }  // namespace tv::bench

@@ -9,6 +9,10 @@ void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Measure throughput (kernels, tokenizer, training) on this machine");
   bench->require_subcommand(1);
   tv::bench::add_bench_ops(*bench);
+  tv::bench::add_bench_train(*bench);
+  tv::bench::add_bench_tokenizer(*bench);
+  tv::bench::add_bench_image(*bench);
+  tv::bench::add_bench_vit(*bench);
 }
 
 }  // namespace tv::cli

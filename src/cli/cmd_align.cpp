@@ -1,0 +1,38 @@
+// `tinyvlm align`: phase 2, vision-language alignment — trains the projector between the frozen vision tower
+// and the frozen phase-1 decoder on image-caption pairs (REFERENCE.md section 7).
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "train/align.h"
+
+namespace tv::cli {
+
+void add_align_command(CLI::App& app) {
+  auto a = std::make_shared<AlignOptions>();
+  CLI::App* cmd = app.add_subcommand("align", "Phase 2: train the vision projector on image-caption pairs");
+  cmd->add_option("--config", a->config, "Config (the original's config.toml; default: the one stored in --llm)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--llm", a->llm, "Phase-1 decoder checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--vit", a->vit, "Vision tower: torchvision vit_b_16 state_dict or a VLM checkpoint (.safetensors)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--captions", a->captions, "COCO captions_*.json or JSONL {\"image\", \"caption\"} lines")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--images", a->images, "Folder the image paths are relative to");
+  cmd->add_option("--val-captions", a->val_captions, "Validation captions (default: hold out vlm_val_fraction of the images)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--val-images", a->val_images, "Folder of the validation images (default: --images)");
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in --llm)");
+  cmd->add_option("--out", a->out, "Run directory: checkpoints (best, last), metrics.jsonl")->required();
+  cmd->add_option("--cache-features", a->cache_features,
+                  "Folder caching each image's tower output (bf16), reused across epochs, runs and phases");
+  cmd->add_option("--steps", a->steps, "Optimizer steps (default: vlm_epochs * batches per epoch)");
+  cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
+  cmd->add_option("--set", a->sets, "Override a config key, e.g. --set vlm_batch_size=16 (repeatable)");
+  cmd->add_option("--stop-after", a->stop_after, "Stop after this many steps (checkpointed), as if interrupted");
+  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  cmd->callback([a] { align(*a); });
+}
+
+}  // namespace tv::cli

@@ -1,0 +1,173 @@
+#include "model/vlm.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/ops.h"
+#include "io/safetensors.h"
+
+namespace tv {
+
+VisionLanguageModel::VisionLanguageModel(const ModelConfig& text, const VisionConfig& vision, ParamStore& store,
+                                         const std::string& prefix)
+    : prefix_(prefix), text_vocab_(text.vocab_size), store_(&store) {
+  ModelConfig grown = text;
+  grown.vocab_size = text.vocab_size + 1;  // + <image>
+  tower_ = std::make_unique<VisionTower>(vision, store, prefix + "vision_encoder.");
+  store.set_trainable(prefix + "vision_encoder.", false);  // frozen in every phase: drop its gradient memory now
+  // The projector maps the tower width to the decoder width through 4 x the tower width (768 -> 3072 -> D).
+  proj_ = std::make_unique<Projector>(vision.hidden, 4 * vision.hidden, text.d_model, store,
+                                      prefix + "vision_encoder.proj.");
+  store.set_trainable(prefix + "vision_encoder.proj.", true);
+  llm_ = std::make_unique<Llama>(grown, store, prefix + "llm.");
+}
+
+ParamStore::LoadReport VisionLanguageModel::load_llm(const SafetensorsFile& file, Rng& rng) {
+  std::string fprefix;
+  bool found = false;
+  for (const char* p : {"", "llm.", "vlm.llm."})
+    if (file.has(std::string(p) + "emb.emb.weight")) {
+      fprefix = p;
+      found = true;
+      break;
+    }
+  if (!found)
+    fail(file.path(), ": no decoder weights found (expected emb.emb.weight, llm.emb.emb.weight or "
+                      "vlm.llm.emb.emb.weight)");
+  const std::string ours_prefix = prefix_ + "llm.";
+  const int64_t V = text_vocab_, D = d_model();
+  ParamStore::LoadReport r;
+  std::set<std::string> used;
+  bool grown = false;
+  for (Param& p : store_->all()) {
+    if (p.name.compare(0, ours_prefix.size(), ours_prefix) != 0) continue;
+    const std::string suffix = p.name.substr(ours_prefix.size());
+    const std::string fname = fprefix + suffix;
+    if (!file.has(fname)) fail(file.path(), ": missing tensor '", fname, "' (decoder parameter ", suffix, ")");
+    Shape fs = file.shape(fname);
+    used.insert(fname);
+    ++r.loaded;
+    const bool vocab_rows = suffix == "emb.emb.weight" || suffix == "proj_vocab.weight";
+    if (vocab_rows && fs == Shape{V, D}) {
+      // A text-only checkpoint: copy its V rows and draw the <image> row.
+      Tensor t = Tensor::empty({V + 1, D});
+      Tensor head = t.narrow(0, 0, V);
+      head.copy_from(file.get(fname, DType::F32));
+      const double std = suffix == "emb.emb.weight" ? 1.0 / std::sqrt(double(D)) : 0.02;
+      float* row = t.data<float>() + V * D;
+      for (int64_t i = 0; i < D; ++i) row[i] = float(rng.normal() * std);
+      p.value.copy_from(t);
+      grown = true;
+      continue;
+    }
+    if (fs != p.value.shape() && !(shape_numel(fs) == 1 && p.value.numel() == 1)) {
+      if (vocab_rows)
+        fail(file.path(), ": tensor '", fname, "' has shape ", shape_str(fs), "; the config's vocab_size = ", V,
+             " and d_model = ", D, " expect [", V, ",", D, "] (text checkpoint) or [", V + 1, ",", D, "] (with <image>)");
+      fail(file.path(), ": tensor '", fname, "' has shape ", shape_str(fs), ", the model expects ",
+           shape_str(p.value.shape()));
+    }
+    p.value.copy_from(file.get(fname, p.value.dtype()).view(p.value.shape()));
+  }
+  for (const std::string& n : file.names())
+    if (!used.count(n) && n.compare(0, fprefix.size(), fprefix) == 0) ++r.ignored;
+  (void)grown;
+  return r;
+}
+
+void VisionLanguageModel::set_phase2_trainable(ParamStore& store) const {
+  store.set_trainable(prefix_, false);
+  store.set_trainable(prefix_ + "vision_encoder.proj.", true);
+}
+
+Tensor VisionLanguageModel::forward(const Tensor& features, const Tensor& ids, bool save) {
+  const int64_t P = num_vision_tokens(), Dv = tower_->config().hidden, D = d_model();
+  TV_CHECK(ids.ndim() == 2 && ids.size(1) >= 1 && ids.dtype() == DType::I32, "VisionLanguageModel: ids should be i32 [B, S], got ",
+           ids.describe());
+  const int64_t B = ids.size(0), S = ids.size(1), T = P + S - 1;
+  TV_CHECK(features.ndim() == 3 && features.size(0) == B && features.size(1) == P && features.size(2) == Dv,
+           "VisionLanguageModel: features should be [", B, ", ", P, ", ", Dv, "], got ", features.describe());
+  {
+    Tensor h = ids.to(Device::CPU).contiguous();
+    for (int64_t b = 0; b < B; ++b)
+      TV_CHECK(h.data<int32_t>()[b * S] == image_token_id(), "VisionLanguageModel: ids[", b, ", 0] must be <image> (",
+               image_token_id(), "), got ", h.data<int32_t>()[b * S]);
+  }
+  Tensor vis = proj_->forward(features.contiguous().view({B * P, Dv}), save);  // [B*P, D]
+  Tensor text = llm_->embed(ids);                                              // [B*S, D]; row 0 of each is dropped
+  Tensor x0 = Tensor::empty({B * T, D}, vis.dtype(), vis.device());
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor dv = x0.narrow(0, b * T, P), dt = x0.narrow(0, b * T + P, S - 1);
+    dv.copy_from(vis.narrow(0, b * P, P));
+    if (S > 1) dt.copy_from(text.narrow(0, b * S + 1, S - 1));
+  }
+  if (save) {
+    saved_ids_ = ids;
+    saved_B_ = B;
+    saved_S_ = S;
+  }
+  return llm_->forward(x0, B, T, save);
+}
+
+void VisionLanguageModel::backward(const Tensor& dlogits) {
+  TV_CHECK(saved_ids_.defined(), "VisionLanguageModel::backward without a saved forward");
+  const int64_t P = num_vision_tokens(), D = d_model(), B = saved_B_, S = saved_S_, T = P + S - 1;
+  Tensor dx0 = llm_->backward(dlogits, 0.0, true);
+  Tensor dvis = Tensor::empty({B * P, D}, dx0.dtype(), dx0.device());
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor dst = dvis.narrow(0, b * P, P);
+    dst.copy_from(dx0.narrow(0, b * T, P));
+  }
+  proj_->backward(dvis, false);
+  if (llm_->embedding().grad_or_null()) {
+    // The embedding of <image> at position 0 was dropped: its row gets zero, as in PyTorch.
+    Tensor dtext = Tensor::zeros({B * S, D}, dx0.dtype(), dx0.device());
+    for (int64_t b = 0; b < B; ++b) {
+      if (S < 2) break;
+      Tensor dst = dtext.narrow(0, b * S + 1, S - 1);
+      dst.copy_from(dx0.narrow(0, b * T + P, S - 1));
+    }
+    llm_->embed_backward(saved_ids_, dtext);
+  }
+  saved_ids_ = Tensor();
+}
+
+Tensor vlm_targets(const Tensor& labels, int64_t P) {
+  TV_CHECK(labels.ndim() == 2 && labels.dtype() == DType::I32, "vlm_targets: labels should be i32 [B, S], got ",
+           labels.describe());
+  const int64_t B = labels.size(0), S = labels.size(1), T = P + S - 1;
+  Tensor h = labels.to(Device::CPU).contiguous();
+  std::vector<int32_t> t(size_t(B * T), -100);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s + 1 < S; ++s) t[size_t(b * T + P - 1 + s)] = h.data<int32_t>()[b * S + s + 1];
+  return Tensor::from_i32({B * T}, t).to(labels.device());
+}
+
+VlmLoss vlm_loss_step(VisionLanguageModel& model, const Tensor& features, const Tensor& ids, const Tensor& labels,
+                      bool backward) {
+  TV_CHECK(labels.shape() == ids.shape(), "vlm_loss_step: ids and labels must have the same shape, got ", ids.describe(),
+           " and ", labels.describe());
+  Tensor targets = vlm_targets(labels, model.num_vision_tokens());
+  Tensor logits = model.forward(features, ids, backward);
+  const int64_t N = logits.size(0);
+  Tensor losses = Tensor::empty({N}, logits.dtype(), logits.device()), lse = Tensor::empty({N}, logits.dtype(), logits.device());
+  const int64_t count = ops::cross_entropy_fwd(losses, lse, logits, targets);
+  Tensor hl = losses.to(Device::CPU).to(DType::F64);
+  double sum = 0;
+  for (int64_t i = 0; i < N; ++i) sum += hl.data<double>()[i];
+  VlmLoss r;
+  r.tokens = count;
+  // No labelled token: NaN, as PyTorch's mean over an empty selection (the trainer then skips the batch).
+  r.loss = count ? sum / double(count) : std::nan("");
+  if (backward && count) {
+    Tensor dl = Tensor::empty({N});
+    dl.fill_(1.0 / double(count));
+    Tensor dlogits = Tensor::zeros(logits.shape(), logits.dtype(), logits.device());
+    ops::cross_entropy_bwd(dlogits, dl.to(logits.device()), logits, targets, lse);
+    logits = Tensor();
+    model.backward(dlogits);
+  }
+  return r;
+}
+
+}  // namespace tv
