@@ -1,6 +1,7 @@
-// `tinyvlm demo`: the whole pipeline on a built-in corpus, on the CPU, in minutes: generate the corpus,
-// train a tokenizer, tokenize it into shards, pretrain a small decoder (phase 1), check that the
-// validation loss fell, and generate from the best checkpoint with the KV cache.
+// `tinyvlm demo`: the whole pipeline on a built-in dataset, on the CPU, in minutes: generate the corpus,
+// train a tokenizer, tokenize it into shards, pretrain a small decoder (phase 1) and generate from it
+// with the KV cache; then draw a synthetic image-caption set, align a small vision tower to the decoder
+// (phase 2) and caption held-out images. Each phase must lower its validation loss.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -12,12 +13,17 @@
 #include "core/parallel.h"
 #include "data/demo_corpus.h"
 #include "io/atomic_file.h"
+#include "data/image.h"
+#include "data/synthetic_images.h"
 #include "model/checkpoint.h"
 #include "model/sampler.h"
+#include "model/vit.h"
+#include "model/vlm.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/corpus.h"
 #include "tokenizer/shards.h"
 #include "tokenizer/trainer.h"
+#include "train/align.h"
 #include "train/pretrain.h"
 
 namespace tv::cli {
@@ -49,15 +55,61 @@ warmup_steps = 20
 val_every = 50
 val_batches = 8
 log_interval = 10
+# vision: a small tower (random weights: no pretrained ViT ships with the demo) on 64x64 images
+vision_hidden_size = 64
+patch_size = 16
+image_size = 64
+vision_num_layers = 2
+vision_num_heads = 4
+vision_mlp_dim = 128
+# phase 2
+vlm_batch_size = 16
+vlm_max_seq_len = 24
+vlm_learning_rate = 2e-3
+vlm_warmup_steps = 10
+vlm_val_every = 25
+vlm_val_batches = 4
+vlm_log_interval = 10
 )";
 
 struct DemoArgs {
   std::string out = "runs/demo";
-  int64_t steps = 300, documents = 4000;
+  int64_t steps = 300, documents = 4000, align_steps = 300, images = 400;
   int threads = 0;
 };
 
 std::string banner(const std::string& s) { return "\n== " + s + " ==\n"; }
+
+// Greedy decoding from an already-filled KV cache and the logits of its last position.
+std::vector<int32_t> continue_greedy(Llama& llm, KVCache& cache, Tensor logits, std::vector<int32_t> seen, int max_new,
+                                     int32_t eos, const SamplerOptions& so, Rng& rng) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < max_new && cache.len < cache.capacity; ++i) {
+    std::vector<float> row(logits.data<float>(), logits.data<float>() + logits.size(1));
+    int32_t next = sample_next(std::move(row), seen, so, rng);
+    if (next == eos) break;
+    out.push_back(next);
+    seen.push_back(next);
+    if (cache.len < cache.capacity) logits = llm.forward_cached(llm.embed(Tensor::from_i32({1}, {next})), cache);
+  }
+  return out;
+}
+
+// Captions one image with a phase-2 checkpoint: [projected vision tokens] then greedy text.
+std::string caption_image(VisionLanguageModel& vlm, const tok::Tokenizer& tk, const std::string& image, int resize,
+                          int32_t eos) {
+  const VisionConfig& vc = vlm.tower().config();
+  Tensor pixels = Tensor::empty({1, 3, vc.image, vc.image});
+  preprocess_image_file(image, pixels.data<float>(), resize, int(vc.image));
+  Tensor feats = vlm.tower().forward(pixels);
+  Tensor vis = vlm.projector().forward(feats.view({vlm.num_vision_tokens(), -1}), false);
+  KVCache cache = vlm.llm().make_cache(vlm.num_vision_tokens() + 24);
+  Tensor logits = vlm.llm().forward_cached(vis, cache);
+  SamplerOptions so;
+  so.repetition_penalty = 1.2;
+  Rng rng(0);
+  return tk.decode(continue_greedy(vlm.llm(), cache, logits, {}, 20, eos, so, rng));
+}
 
 void run_demo(const DemoArgs& a) {
   using clock = std::chrono::steady_clock;
@@ -65,7 +117,7 @@ void run_demo(const DemoArgs& a) {
   set_num_threads(a.threads);
   fs::create_directories(a.out);
 
-  std::fprintf(stderr, "%s", banner("1/5 corpus: built-in stories and scene descriptions").c_str());
+  std::fprintf(stderr, "%s", banner("1/7 corpus: built-in stories and scene descriptions").c_str());
   std::vector<std::string> docs = demo_documents(a.documents, 2024);
   std::string corpus_path = (fs::path(a.out) / "corpus.jsonl").string();
   {
@@ -79,7 +131,7 @@ void run_demo(const DemoArgs& a) {
     std::fprintf(stderr, "wrote %zu documents (%.1f KB of text) to %s\n", docs.size(), double(bytes) / 1024, corpus_path.c_str());
   }
 
-  std::fprintf(stderr, "%s", banner("2/5 tokenizer: byte-level BPE, 2048 tokens").c_str());
+  std::fprintf(stderr, "%s", banner("2/7 tokenizer: byte-level BPE, 2048 tokens").c_str());
   tok::TrainOptions topt;
   topt.vocab_size = 2048;
   topt.min_frequency = 2;
@@ -89,7 +141,7 @@ void run_demo(const DemoArgs& a) {
   tk.save(tok_path);
   std::fprintf(stderr, "trained %zu merges, saved %s\n", tk.num_merges(), tok_path.c_str());
 
-  std::fprintf(stderr, "%s", banner("3/5 tokenize into shards").c_str());
+  std::fprintf(stderr, "%s", banner("3/7 tokenize into shards").c_str());
   std::string shard_dir = (fs::path(a.out) / "shards").string();
   tok::CorpusOptions copt;
   tok::TokenizeOptions kopt;
@@ -98,7 +150,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "%llu documents -> %llu tokens in %zu shard(s) under %s\n", (unsigned long long)ts.docs,
                (unsigned long long)ts.tokens, ts.shards.size(), shard_dir.c_str());
 
-  std::fprintf(stderr, "%s", banner("4/5 phase 1: pretrain the decoder").c_str());
+  std::fprintf(stderr, "%s", banner("4/7 phase 1: pretrain the decoder").c_str());
   std::string config_path = (fs::path(a.out) / "config.toml").string();
   write_file_atomic(config_path, kDemoConfig);
   PretrainOptions po;
@@ -114,29 +166,67 @@ void run_demo(const DemoArgs& a) {
   bool fell = r.has_val && r.best_val < r.first_val;
   std::fprintf(stderr, "validation loss %.4f -> %.4f: %s\n", r.first_val, r.best_val, fell ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("5/5 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
+  std::fprintf(stderr, "%s", banner("5/7 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
   auto m = load_llama(checkpoint_path(po.out, "best"), "");
   SamplerOptions so;
   so.repetition_penalty = 1.2;
   Rng rng(0);
+  const int32_t eos = tk.token_to_id("</s>");
   for (const char* prompt : {"Once upon a time, there was a", "Mia had a red", "The picture shows a"}) {
     std::vector<int32_t> ids = tk.encode(prompt);
     KVCache cache = m->model->make_cache(int64_t(ids.size()) + 48);
     Tensor logits = m->model->forward_cached(m->model->embed(Tensor::from_i32({int64_t(ids.size())}, ids)), cache);
-    std::vector<int32_t> seen = ids, out;
-    for (int i = 0; i < 48; ++i) {
-      std::vector<float> row(logits.data<float>(), logits.data<float>() + logits.size(1));
-      int32_t next = sample_next(std::move(row), seen, so, rng);
-      if (next == tk.token_to_id("</s>")) break;
-      out.push_back(next);
-      seen.push_back(next);
-      logits = m->model->forward_cached(m->model->embed(Tensor::from_i32({1}, {next})), cache);
+    std::printf("%s%s\n", prompt, tk.decode(continue_greedy(*m->model, cache, logits, ids, 48, eos, so, rng)).c_str());
+  }
+
+  std::fprintf(stderr, "%s", banner("6/7 phase 2: align a vision tower to the decoder (projector only)").c_str());
+  SyntheticCaptionSet set = make_synthetic_captions((fs::path(a.out) / "images").string(), int(a.images), 64, 2, 7);
+  std::fprintf(stderr, "drew %zu images of coloured shapes with %zu captions\n", set.images.size(), set.texts.size());
+  Config cfg = Config::from_file(config_path);
+  const ModelConfig mc = ModelConfig::from(cfg);
+  const VisionConfig vc = VisionConfig::from(cfg);
+  std::string vit_path = (fs::path(a.out) / "vit.safetensors").string();
+  {
+    ParamStore tower_params;
+    VisionTower tower(vc, tower_params);
+    Rng tower_rng(11);
+    tower.init_weights(tower_rng);
+    save_safetensors(vit_path, tower_params.named_values());
+    std::fprintf(stderr, "vision tower: %s, random weights (%s)\n", vc.describe().c_str(), vit_path.c_str());
+  }
+  AlignOptions ao;
+  ao.config = config_path;
+  ao.llm = checkpoint_path(po.out, "best");
+  ao.vit = vit_path;
+  ao.tokenizer = tok_path;
+  ao.captions = set.captions;
+  ao.images = (fs::path(a.out) / "images").string();
+  ao.out = (fs::path(a.out) / "align").string();
+  ao.cache_features = (fs::path(a.out) / "features").string();
+  ao.steps = a.align_steps;
+  ao.threads = -1;
+  fs::remove_all(ao.out);
+  AlignResult ar = align(ao);
+  bool fell2 = ar.has_val && ar.best_val < ar.first_val;
+  std::fprintf(stderr, "phase-2 validation loss %.4f -> %.4f: %s\n", ar.first_val, ar.best_val,
+               fell2 ? "it fell" : "it did NOT fall");
+
+  std::fprintf(stderr, "%s", banner("7/7 caption images with the aligned model").c_str());
+  {
+    ParamStore vp;
+    VisionLanguageModel vlm(mc, vc, vp);
+    SafetensorsFile best(checkpoint_path(ao.out, "best"));
+    vp.load(best);
+    for (size_t i = 0; i < 3 && i < set.images.size(); ++i) {
+      const std::string& img = set.images[set.images.size() - 1 - i];
+      std::printf("%s: %s\n", fs::path(img).filename().c_str(),
+                  caption_image(vlm, tk, (fs::path(ao.images) / img).string(), int(vc.resize), eos).c_str());
     }
-    std::printf("%s%s\n", prompt, tk.decode(out).c_str());
   }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
   std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
-  if (!fell) fail("the demo's validation loss did not fall");
+  if (!fell) fail("the demo's phase-1 validation loss did not fall");
+  if (!fell2) fail("the demo's phase-2 validation loss did not fall");
 }
 
 }  // namespace
@@ -147,6 +237,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output directory")->capture_default_str();
   cmd->add_option("--steps", a->steps, "Pretraining steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--documents", a->documents, "Corpus size in documents")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--align-steps", a->align_steps, "Phase-2 steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--images", a->images, "Synthetic images for phase 2")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   cmd->callback([a] { run_demo(*a); });
 }
