@@ -1,5 +1,6 @@
 #include "harness/op_test.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -75,6 +76,17 @@ void expect_close(const tv::Tensor& actual, const tv::Tensor& expected, double r
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << actual.numel() << " elements differ; worst at " << worst
                     << ": got " << (worst >= 0 ? at(actual, worst) : 0.0) << ", expected "
                     << (worst >= 0 ? at(expected, worst) : 0.0) << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+double rel_err(const tv::Tensor& a, const tv::Tensor& b) {
+  tv::Tensor x = a.to(tv::DType::F64).contiguous(), y = b.to(tv::DType::F64).contiguous();
+  EXPECT_EQ(x.numel(), y.numel());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < x.numel() && i < y.numel(); ++i) {
+    num = std::max(num, std::abs(x.data<double>()[i] - y.data<double>()[i]));
+    den = std::max(den, std::abs(y.data<double>()[i]));
+  }
+  return den > 0 ? num / den : num;
 }
 
 void expect_gradients(const std::function<double()>& loss, const std::vector<GradPair>& pairs, double h, double rtol,

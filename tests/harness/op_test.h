@@ -30,6 +30,10 @@ double dot(const tv::Tensor& a, const tv::Tensor& b);
 void expect_close(const tv::Tensor& actual, const tv::Tensor& expected, double rtol, double atol,
                   const std::string& what);
 
+// max |a - b| / max |b| over a whole tensor (any float dtype): relative to the tensor's scale, so near-zero
+// elements of a large tensor do not dominate. The measure the PyTorch parity tests state their tolerances in.
+double rel_err(const tv::Tensor& a, const tv::Tensor& b);
+
 // Central-difference check of analytic gradients. `loss` recomputes the scalar loss from the current
 // values of the inputs (all f64). Every element of every input is perturbed by +-h.
 struct GradPair {

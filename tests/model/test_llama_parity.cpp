@@ -7,29 +7,18 @@
 #include <cmath>
 
 #include "core/ops.h"
+#include "harness/op_test.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/llama.h"
 #include "train/optimizer.h"
 
 using namespace tv;
+using tvtest::rel_err;
 
 namespace {
 
 const std::string kDir = std::string(TV_FIXTURE_DIR) + "/model/";
-
-// max |a - b| / max |b| over the tensor: relative to the tensor's scale, so near-zero elements of a
-// large tensor do not dominate.
-double rel_err(const Tensor& a, const Tensor& b) {
-  Tensor x = a.to(DType::F64).contiguous(), y = b.to(DType::F64).contiguous();
-  EXPECT_EQ(x.numel(), y.numel());
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    num = std::max(num, std::abs(x.data<double>()[i] - y.data<double>()[i]));
-    den = std::max(den, std::abs(y.data<double>()[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 double tvtest_sum_abs(const Tensor& t) {
   double s = 0;

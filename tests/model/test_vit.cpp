@@ -7,26 +7,17 @@
 #include <cmath>
 #include <cstring>
 
+#include "harness/op_test.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/vit.h"
 
 using namespace tv;
+using tvtest::rel_err;
 
 namespace {
 
 const std::string kDir = std::string(TV_FIXTURE_DIR) + "/vlm/";
-
-double rel_err(const Tensor& a, const Tensor& b) {
-  Tensor x = a.to(DType::F64).contiguous(), y = b.to(DType::F64).contiguous();
-  EXPECT_EQ(x.numel(), y.numel());
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    num = std::max(num, std::abs(x.data<double>()[i] - y.data<double>()[i]));
-    den = std::max(den, std::abs(y.data<double>()[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 bool bit_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.contiguous().raw(), b.contiguous().raw(), a.nbytes()) == 0;

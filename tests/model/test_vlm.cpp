@@ -8,26 +8,17 @@
 #include <cstring>
 
 #include "data/captions.h"
+#include "harness/op_test.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/vlm.h"
 
 using namespace tv;
+using tvtest::rel_err;
 
 namespace {
 
 const std::string kDir = std::string(TV_FIXTURE_DIR) + "/vlm/";
-
-double rel_err(const Tensor& a, const Tensor& b) {
-  Tensor x = a.to(DType::F64).contiguous(), y = b.to(DType::F64).contiguous();
-  EXPECT_EQ(x.numel(), y.numel());
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    num = std::max(num, std::abs(x.data<double>()[i] - y.data<double>()[i]));
-    den = std::max(den, std::abs(y.data<double>()[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 struct TinyVlm {
   Config cfg = Config::from_file(kDir + "tiny_vlm_config.toml");
