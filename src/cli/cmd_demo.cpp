@@ -31,8 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // A decoder with every layer kind (RoPE/NoPE, dense/MoE, GQA), small enough for a laptop core.
+// vocab_size follows the trained tokenizer, as the original sets it from tokenizer.get_vocab_size().
 const char* kDemoConfig = R"(# tinyvlm demo model: the original's keys, scaled down.
-vocab_size = 2048
 d_model = 128
 n_heads = 4
 n_kv_heads = 2
@@ -131,7 +131,7 @@ void run_demo(const DemoArgs& a) {
     std::fprintf(stderr, "wrote %zu documents (%.1f KB of text) to %s\n", docs.size(), double(bytes) / 1024, corpus_path.c_str());
   }
 
-  std::fprintf(stderr, "%s", banner("2/7 tokenizer: byte-level BPE, 2048 tokens").c_str());
+  std::fprintf(stderr, "%s", banner("2/7 tokenizer: byte-level BPE, up to 2048 tokens").c_str());
   tok::TrainOptions topt;
   topt.vocab_size = 2048;
   topt.min_frequency = 2;
@@ -139,7 +139,8 @@ void run_demo(const DemoArgs& a) {
   tok::Tokenizer tk = tok::train_bpe(views, topt);
   std::string tok_path = (fs::path(a.out) / "tokenizer.json").string();
   tk.save(tok_path);
-  std::fprintf(stderr, "trained %zu merges, saved %s\n", tk.num_merges(), tok_path.c_str());
+  std::fprintf(stderr, "trained %zu merges (%d tokens; the corpus is small, so fewer than asked), saved %s\n",
+               tk.num_merges(), int(tk.id_bound()), tok_path.c_str());
 
   std::fprintf(stderr, "%s", banner("3/7 tokenize into shards").c_str());
   std::string shard_dir = (fs::path(a.out) / "shards").string();
@@ -152,7 +153,7 @@ void run_demo(const DemoArgs& a) {
 
   std::fprintf(stderr, "%s", banner("4/7 phase 1: pretrain the decoder").c_str());
   std::string config_path = (fs::path(a.out) / "config.toml").string();
-  write_file_atomic(config_path, kDemoConfig);
+  write_file_atomic(config_path, "vocab_size = " + std::to_string(tk.id_bound()) + "\n" + kDemoConfig);
   PretrainOptions po;
   po.config = config_path;
   po.data = {shard_dir};

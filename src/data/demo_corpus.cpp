@@ -72,7 +72,10 @@ std::vector<std::string> demo_documents(int64_t count, uint64_t seed) {
   docs.reserve(size_t(count));
   for (int64_t i = 0; i < count; ++i) {
     std::string d = story(rng);
-    if (rng.below(3) == 0) d += " " + story(rng);
+    if (rng.below(3) == 0) {
+      d += ' ';
+      d += story(rng);
+    }
     docs.push_back(std::move(d));
   }
   return docs;

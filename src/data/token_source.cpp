@@ -72,6 +72,10 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
     for (const auto& f : shard_files) {
       readers->push_back(std::make_unique<tok::ShardReader>(f));
       offsets->push_back(total);
+      if (int64_t(readers->back()->vocab_size()) > in.id_bound) {
+        in.id_bound = int64_t(readers->back()->vocab_size());
+        in.id_source = f;
+      }
       total += int64_t(readers->back()->size());
     }
     in.shards = int64_t(shard_files.size());
@@ -96,6 +100,8 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
 
   if (tokenizer_path.empty()) fail("raw text input needs --tokenizer tokenizer.json (or tokenize it first)");
   tok::Tokenizer tk = tok::Tokenizer::load(tokenizer_path);
+  in.id_bound = tk.id_bound();
+  in.id_source = tokenizer_path;
   int32_t eos = tk.token_to_id("</s>");
   std::vector<int32_t> tokens;
   for (const std::string& f : text_files) {

@@ -11,6 +11,8 @@ namespace tv {
 
 struct TokenSourceInfo {
   int64_t documents = 0, tokens = 0, shards = 0;
+  int64_t id_bound = 0;  // one past the largest token id the source can hold (shard header / tokenizer)
+  std::string id_source;  // where id_bound comes from, for error messages
 };
 
 TokenStream open_token_stream(const std::vector<std::string>& paths, const std::string& tokenizer_path,

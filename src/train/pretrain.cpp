@@ -1,5 +1,6 @@
 #include "train/pretrain.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -33,8 +34,10 @@ TrainResult pretrain(const PretrainOptions& a) {
 
   TokenSourceInfo info;
   TokenStream stream = open_token_stream(a.data, a.tokenizer, &info);
-  if (mc.vocab_size < a.min_vocab)
-    fail(a.config, ": vocab_size ", mc.vocab_size, " is smaller than the tokenizer's ", a.min_vocab, " ids");
+  const int64_t id_bound = std::max(a.min_vocab, info.id_bound);
+  if (mc.vocab_size < id_bound)
+    fail(a.config, ": vocab_size = ", mc.vocab_size, " but the data holds token ids up to ", id_bound - 1, " (",
+         info.id_source.empty() ? std::string("tokenizer") : info.id_source, ")");
   TokenWindows windows(stream, mc.max_seq_len, val_fraction, cfg.get_bool("shuffle", false), seed);
   if (!a.quiet)
     std::fprintf(stderr, "pretrain: %lld tokens (%lld documents), %lld training and %lld validation windows of %lld\n",
