@@ -191,10 +191,8 @@ AlignResult align(const AlignOptions& a) {
   lc.warmup_steps = warmup;
   lc.lr = lr;
   lc.max_grad_norm = clip;
-  lc.grad_accum = cfg.get_int("vlm_grad_accum", 1);
-  lc.log_every = cfg.get_int("vlm_log_interval", 10);
+  read_loop_keys(lc, cfg, "vlm_");
   lc.val_every = val.samples.empty() || val_batches <= 0 ? 0 : val_every;
-  lc.save_every = cfg.get_int("vlm_save_interval", 0);
   lc.resume = a.resume;
   lc.quiet = a.quiet;
   lc.metadata["config"] = cfg.to_toml();

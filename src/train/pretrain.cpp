@@ -22,7 +22,7 @@ TrainResult pretrain(const PretrainOptions& a) {
   const double lr = cfg.get_double("lr", 3e-4), wd = cfg.get_double("weight_decay", 0.1);
   const double alpha = cfg.get_double("aux_loss_alpha", 0.01), clip = cfg.get_double("max_grad_norm", 1.0);
   const int64_t epochs = cfg.get_int("epochs", 10), batches_per_epoch = cfg.get_int("batches_per_epoch", 1000);
-  const int64_t B = cfg.get_int("batch_size", 8), grad_accum = cfg.get_int("grad_accum", 1);
+  const int64_t B = cfg.get_int("batch_size", 8);
   const int64_t total = a.steps > 0 ? a.steps : epochs * batches_per_epoch;
   const int64_t warmup = cfg.get_int("warmup_steps", std::min<int64_t>(2000, total / 10));
   const int64_t val_every = cfg.get_int("val_every", std::min<int64_t>(batches_per_epoch, total));
@@ -62,13 +62,10 @@ TrainResult pretrain(const PretrainOptions& a) {
   lc.warmup_steps = warmup;
   lc.lr = lr;
   lc.max_grad_norm = clip;
-  lc.grad_accum = grad_accum;
-  lc.log_every = cfg.get_int("log_interval", 10);
+  read_loop_keys(lc, cfg, "");
   lc.val_every = windows.val_windows() > 0 ? val_every : 0;
-  lc.save_every = cfg.get_int("save_interval", 0);
   lc.resume = a.resume;
-  Config stored = cfg;
-  lc.metadata["config"] = stored.to_toml();
+  lc.metadata["config"] = cfg.to_toml();
   if (!a.tokenizer.empty()) lc.metadata["tokenizer"] = std::filesystem::absolute(a.tokenizer).string();
 
   TrainTask task;

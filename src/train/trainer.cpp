@@ -67,6 +67,15 @@ void save_checkpoint(const std::string& dir, const std::string& name, const Para
 
 }  // namespace
 
+void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& prefix) {
+  lc.grad_accum = cfg.get_int(prefix + "grad_accum", 1);
+  lc.log_every = cfg.get_int(prefix + "log_interval", 10);
+  lc.save_every = cfg.get_int(prefix + "save_interval", 0);
+  if (lc.grad_accum < 1) fail(cfg.source(), ": ", prefix, "grad_accum must be at least 1, got ", lc.grad_accum);
+  if (lc.log_every < 1) fail(cfg.source(), ": ", prefix, "log_interval must be at least 1, got ", lc.log_every);
+  if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
+}
+
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task) {
   TV_CHECK(!cfg.out_dir.empty(), "run_training: no output directory");
   TV_CHECK(cfg.total_steps > 0, "the number of training steps must be positive, got ", cfg.total_steps);

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "model/config.h"
 #include "train/optimizer.h"
 
 namespace tv {
@@ -50,6 +51,10 @@ struct TrainResult {
 };
 
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task);
+
+// The loop settings every phase reads the same way, from its own config keys (prefix "" for phase 1,
+// "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10), <prefix>save_interval (0).
+void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& prefix);
 
 // Checkpoint files in a run directory: <name>.safetensors holds the model (interchange names, metadata),
 // <name>.state.safetensors everything a resume needs in one file: parameters ("param.*"), optimizer moments
