@@ -124,6 +124,7 @@ void run_generate(const GenerateArgs& a) {
     for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? " " : "", generated[i]);
   }
   std::printf("\n");
+  std::fflush(stdout);  // the text before the statistics on stderr
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "generate: %zu prompt + %zu new tokens in %.2f s (%.1f tok/s, %s)\n", ids.size(), generated.size(),
                secs, secs > 0 ? double(generated.size()) / secs : 0.0, a.no_cache ? "no cache" : "KV cache");
