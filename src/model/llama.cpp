@@ -266,7 +266,7 @@ Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S
   return f;
 }
 
-Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save) {
+Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows) {
   TV_CHECK(x0.ndim() == 2 && x0.size(0) == B * S && x0.size(1) == cfg_.d_model, "Llama::forward: x0 should be [",
            B * S, ",", cfg_.d_model, "], got ", x0.describe());
   aux_loss_ = 0;
@@ -278,7 +278,12 @@ Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save) {
     x = layer_forward(L, x, B, S, a.get(), nullptr);
     if (save) acts_.push_back(std::move(a));
   }
-  const int64_t N = B * S;
+  if (logit_rows) {  // RMSNorm is per row, so selecting before the final norm changes nothing for those rows
+    Tensor sel = Tensor::empty({logit_rows->numel(), cfg_.d_model}, x.dtype(), x.device());
+    ops::gather_rows(sel, x, *logit_rows);
+    x = sel;
+  }
+  const int64_t N = x.size(0);
   Tensor rstd = Tensor::empty({N}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
   Tensor logits = Tensor::empty({N, cfg_.vocab_size}, x.dtype(), x.device());
@@ -287,6 +292,7 @@ Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save) {
     x_final_ = x;
     final_rstd_ = rstd;
     xn_final_ = xn;
+    logit_rows_ = logit_rows ? *logit_rows : Tensor();
     saved_B_ = B;
     saved_S_ = S;
   }
@@ -381,6 +387,12 @@ Tensor Llama::backward(const Tensor& dlogits, double aux_weight, bool want_dx0) 
   ops::linear_bwd(&dxn, out_->grad_for_backward(), nullptr, dlogits, xn_final_, out_->value);
   Tensor dx = zeros_like(x_final_);
   ops::rmsnorm_bwd(&dx, final_norm_->grad_for_backward(), dxn, x_final_, final_norm_->value, final_rstd_);
+  if (logit_rows_.defined()) {  // back to every position; rows without logits get no gradient from the head
+    Tensor full = Tensor::zeros({B * S, cfg_.d_model}, dx.dtype(), dx.device());
+    ops::scatter_add_rows(full, dx, logit_rows_, nullptr);
+    dx = full;
+    logit_rows_ = Tensor();
+  }
   for (int64_t i = int64_t(layers_.size()) - 1; i >= 0; --i) dx = layer_backward(layers_[i], *acts_[i], dx, B, S, aux_weight);
   acts_.clear();
   return want_dx0 ? dx : Tensor();

@@ -55,9 +55,11 @@ class Llama {
 
   // x0 [B*S, D] (positions 0..S-1 in each of the B rows) -> logits [B*S, V]. With `save`, keeps what
   // backward() needs; aux_loss() then holds the summed load-balancing loss of the MoE layers.
-  Tensor forward(const Tensor& x0, int64_t B, int64_t S, bool save);
-  // dlogits [B*S, V] of the last saved forward -> parameter gradients (trainable ones only); the
-  // aux loss enters with weight aux_weight. Returns d x0 when want_dx0 (else an undefined tensor).
+  // With logit_rows (i32 [R], indices into the B*S positions), only those rows are normalised and
+  // projected to the vocabulary: logits [R, V]. Phases 2-4 need logits only where there are labels.
+  Tensor forward(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows = nullptr);
+  // dlogits ([B*S, V], or [R, V] with logit_rows) of the last saved forward -> parameter gradients
+  // (trainable ones only); the aux loss enters with weight aux_weight. Returns d x0 when want_dx0.
   Tensor backward(const Tensor& dlogits, double aux_weight, bool want_dx0);
   double aux_loss() const { return aux_loss_; }
 
@@ -77,7 +79,7 @@ class Llama {
   std::vector<LlamaLayer> layers_;
   // Saved by forward(save = true).
   std::vector<std::unique_ptr<LayerActs>> acts_;
-  Tensor x_final_, final_rstd_, xn_final_;
+  Tensor x_final_, final_rstd_, xn_final_, logit_rows_;
   int64_t saved_B_ = 0, saved_S_ = 0;
   double aux_loss_ = 0;
 };

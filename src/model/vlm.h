@@ -43,9 +43,10 @@ class VisionLanguageModel {
   // the decoder to the projector, but no weight gradient is computed for frozen parameters).
   void set_phase2_trainable(ParamStore& store) const;
 
-  // features [B, P, Dv] (tower output) and ids i32 [B, S] -> logits [B * (P + S - 1), V + 1].
+  // features [B, P, Dv] (tower output) and ids i32 [B, S] -> logits [B * (P + S - 1), V + 1], or only
+  // the rows listed in logit_rows (i32 indices into the B * (P + S - 1) positions; see Llama::forward).
   // With `save`, keeps what backward() needs.
-  Tensor forward(const Tensor& features, const Tensor& ids, bool save);
+  Tensor forward(const Tensor& features, const Tensor& ids, bool save, const Tensor* logit_rows = nullptr);
   // dlogits of the last saved forward -> gradients of the trainable parameters (projector; decoder and its
   // embedding when trainable).
   void backward(const Tensor& dlogits);

@@ -92,3 +92,40 @@ TEST(KVCache, GreedyTokensEqualRecomputation) {
   }
   EXPECT_EQ(a, b);
 }
+
+// Logits for selected rows only (phases 2-4 project just the labelled positions) must equal the same rows
+// of the full projection, and give the gradients the full path gives when the other rows' dlogits are 0.
+TEST(LogitRows, SelectedRowsEqualFullProjectionAndGradients) {
+  ParamStore params;
+  Llama model(tiny_config(), params);
+  Rng rng(9);
+  model.init_weights(rng);
+  const int64_t B = 2, S = 9, V = 53;
+  std::vector<int32_t> ids(B * S);
+  for (auto& t : ids) t = int32_t(rng.below(V));
+  Tensor x0 = model.embed(Tensor::from_i32({B * S}, ids));
+  Tensor rows = Tensor::from_i32({5}, {1, 4, 8, 10, 17});
+  Tensor dsel = Tensor::empty({5, V});
+  for (int64_t i = 0; i < dsel.numel(); ++i) dsel.data<float>()[i] = float(rng.uniform(-1, 1));
+
+  params.zero_grad();
+  Tensor full = model.forward(x0, B, S, true);
+  Tensor dfull = Tensor::zeros({B * S, V});
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t v = 0; v < V; ++v)
+      dfull.data<float>()[rows.data<int32_t>()[i] * V + v] = dsel.data<float>()[i * V + v];
+  Tensor dx_full = model.backward(dfull, 0.0, true);
+  std::vector<Tensor> g_full;
+  for (Param& p : params.all()) g_full.push_back(p.grad.clone());
+
+  params.zero_grad();
+  Tensor sel = model.forward(x0, B, S, true, &rows);
+  ASSERT_EQ(sel.shape(), (Shape{5, V}));
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t v = 0; v < V; ++v)
+      EXPECT_FLOAT_EQ(sel.data<float>()[i * V + v], full.data<float>()[rows.data<int32_t>()[i] * V + v]);
+  Tensor dx_sel = model.backward(dsel, 0.0, true);
+  EXPECT_LE(max_abs_diff(dx_sel, dx_full), 1e-6);
+  size_t k = 0;
+  for (Param& p : params.all()) EXPECT_LE(max_abs_diff(p.grad, g_full[k++]), 1e-6) << p.name;
+}
