@@ -20,7 +20,7 @@ namespace {
 
 const std::string kDir = std::string(TV_FIXTURE_DIR) + "/model/";
 
-double tvtest_sum_abs(const Tensor& t) {
+double sum_abs(const Tensor& t) {
   double s = 0;
   for (int64_t i = 0; i < t.numel(); ++i) s += std::abs(double(t.data<float>()[i]));
   return s;
@@ -64,7 +64,7 @@ TEST(LlamaParity, ForwardBackwardMatchesPyTorch) {
     if (!step.has("grad." + p.name)) {
       // PyTorch has no gradient for a parameter the graph never used (temp_scale of RoPE layers).
       EXPECT_NE(p.name.find("temp_scale"), std::string::npos) << "fixture lacks the gradient of " << p.name;
-      EXPECT_EQ(tvtest_sum_abs(p.grad), 0.0) << p.name;
+      EXPECT_EQ(sum_abs(p.grad), 0.0) << p.name;
       continue;
     }
     double e = rel_err(p.grad, step.get("grad." + p.name).view(p.value.shape()));
