@@ -221,7 +221,7 @@ void run_demo(const DemoArgs& a) {
     for (size_t i = 0; i < 3 && i < set.images.size(); ++i) {
       const std::string& img = set.images[set.images.size() - 1 - i];
       std::printf("%s: %s\n", fs::path(img).filename().c_str(),
-                  caption_image(vlm, tk, (fs::path(ao.images) / img).string(), int(vc.resize), eos).c_str());
+                  caption_image(vlm, tk, img, int(vc.resize), eos).c_str());  // img: the path as written
     }
   }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();

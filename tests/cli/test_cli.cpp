@@ -115,3 +115,24 @@ TEST(Cli, PerplexityAndGenerateOnACheckpoint) {
   EXPECT_NE(oob.code, 0);
   fs::remove_all(dir);
 }
+
+// The README's main job, scaled down, run from another directory with a relative output path.
+TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
+  fs::path dir = fs::temp_directory_path() / "tinyvlm_cli_demo";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string cmd = "cd " + dir.string() + " && " + std::string(TV_TINYVLM_BIN) +
+                    " demo --out runs/demo --documents 300 --steps 12 --align-steps 8 --images 40 --threads 1 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << r.out;
+  EXPECT_NE(r.out.find("img0039.png:"), std::string::npos) << r.out;  // a caption was generated
+  EXPECT_TRUE(fs::exists(dir / "runs/demo/pretrain/best.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "runs/demo/align/best.safetensors"));
+  fs::remove_all(dir);
+}
