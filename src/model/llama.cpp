@@ -20,6 +20,10 @@ struct ExpertRoute {
 
 Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
 
+// The NoPE temperature tau = softplus(t) + 0.5 of a layer's temp_scale parameter t (softplus computed stably).
+double nope_temperature(double t) { return (t > 20 ? t : std::log1p(std::exp(t))) + 0.5; }
+double scalar_value(const Param& p) { return double(p.value.to(Device::CPU).data<float>()[0]); }
+
 // Groups (token, slot) picks by expert so each expert runs one GEMM over its tokens.
 // Reads idx on the host; tokens appear in increasing order within each expert.
 std::vector<ExpertRoute> group_by_expert(const Tensor& idx, int64_t E) {
@@ -169,10 +173,7 @@ void Llama::embed_backward(const Tensor& ids, const Tensor& dx) {
 double Llama::attention_scale(const LlamaLayer& L) const {
   double s = 1.0 / std::sqrt(double(cfg_.d_head()));
   if (!L.nope) return s;
-  // NoPE temperature: scores / (softplus(t) + 0.5), with softplus computed stably.
-  double t = double(L.temp->value.to(Device::CPU).data<float>()[0]);
-  double softplus = t > 20 ? t : std::log1p(std::exp(t));
-  return s / (softplus + 0.5);
+  return s / nope_temperature(scalar_value(*L.temp));  // NoPE: scores / (softplus(t) + 0.5)
 }
 
 Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* A, KVCache* cache) {
@@ -283,11 +284,8 @@ Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save, const T
     ops::gather_rows(sel, x, *logit_rows);
     x = sel;
   }
-  const int64_t N = x.size(0);
-  Tensor rstd = Tensor::empty({N}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
-  ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
-  Tensor logits = Tensor::empty({N, cfg_.vocab_size}, x.dtype(), x.device());
-  ops::linear_fwd(logits, xn, out_->value, nullptr);
+  Tensor rstd, xn;
+  Tensor logits = head(x, rstd, xn);
   if (save) {
     x_final_ = x;
     final_rstd_ = rstd;
@@ -351,8 +349,7 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   if (L.nope) {
     // scale = 1 / (sqrt(Dh) * tau), tau = softplus(t) + 0.5: dt = dscale * dscale/dtau * sigmoid(t).
     if (Tensor* gt = L.temp->grad_for_backward()) {
-      double t = double(L.temp->value.to(Device::CPU).data<float>()[0]);
-      double tau = (t > 20 ? t : std::log1p(std::exp(t))) + 0.5;
+      double t = scalar_value(*L.temp), tau = nope_temperature(t);
       double sig = 1.0 / (1.0 + std::exp(-t));
       double d = dscale * (-1.0 / (std::sqrt(double(Dh)) * tau * tau)) * sig;
       Tensor host = gt->to(Device::CPU).clone();
@@ -415,10 +412,15 @@ Tensor Llama::forward_cached(const Tensor& x0, KVCache& cache, bool all_logits) 
   for (LlamaLayer& L : layers_) x = layer_forward(L, x, 1, S, nullptr, &cache);
   cache.len += S;
   if (!all_logits) x = x.narrow(0, S - 1, 1).contiguous();
-  const int64_t n = x.size(0);
-  Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor rstd, xn;
+  return head(x, rstd, xn);
+}
+
+Tensor Llama::head(const Tensor& x, Tensor& rstd, Tensor& xn) const {
+  rstd = Tensor::empty({x.size(0)}, x.dtype(), x.device());
+  xn = Tensor::empty(x.shape(), x.dtype(), x.device());
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
-  Tensor logits = Tensor::empty({n, cfg_.vocab_size}, x.dtype(), x.device());
+  Tensor logits = Tensor::empty({x.size(0), cfg_.vocab_size}, x.dtype(), x.device());
   ops::linear_fwd(logits, xn, out_->value, nullptr);
   return logits;
 }

@@ -72,6 +72,8 @@ class Llama {
   Tensor layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* acts, KVCache* cache);
   Tensor layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, int64_t B, int64_t S, double aux_weight);
   double attention_scale(const LlamaLayer& L) const;
+  // Final RMSNorm and vocabulary projection of rows x [n, D] -> logits [n, V]; rstd and xn are kept for backward.
+  Tensor head(const Tensor& x, Tensor& rstd, Tensor& xn) const;
 
   ModelConfig cfg_;
   std::string prefix_;
