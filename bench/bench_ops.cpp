@@ -16,8 +16,10 @@
 #include "bench/bench.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/precision.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/cpu/cpu_ops.h"
 
 namespace tv::bench {
 namespace {
@@ -99,15 +101,28 @@ void run_ops_bench(const OpsOptions& opt) {
   // ---- linear layers on model-like shapes (N tokens).
   const int64_t N = opt.quick ? 1024 : 2048;
   const int64_t lin_shapes[][2] = {{256, 768}, {768, 256}, {256, 8192}};
-  for (const auto& io : lin_shapes) {
-    int64_t in = io[0], out = io[1];
-    Tensor x = random_f32({N, in}, rng), w = random_f32({out, in}, rng, 0.05), y = Tensor::zeros({N, out});
-    Tensor dy = random_f32({N, out}, rng), dx = Tensor::zeros({N, in}), dw = Tensor::zeros({out, in});
-    std::string shape = "N=" + std::to_string(N) + " " + std::to_string(in) + "->" + std::to_string(out);
-    double flops = 2.0 * N * in * out;
-    print_row("linear_fwd", shape, time_op([&] { ops::linear_fwd(y, x, w, nullptr); }, reps), flops, peak);
-    print_row("linear_bwd", shape + " (dx+dw)",
-              time_op([&] { ops::linear_bwd(&dx, &dw, nullptr, dy, x, w); }, reps), 2 * flops, peak);
+  // Then the same in bf16 matmul precision (--matmul-precision bf16); "% peak" stays relative to fp32.
+  const bool native_bf16 = cpu::gemm_bf16_native();
+  for (MatmulPrecision prec : {MatmulPrecision::F32, MatmulPrecision::BF16}) {
+    MatmulPrecisionScope scope(prec);
+    const std::string suffix = prec == MatmulPrecision::BF16 ? (native_bf16 ? " bf16" : " bf16 (emulated)") : "";
+    if (prec == MatmulPrecision::BF16) {
+      const int64_t n = gemm_sizes.back();
+      Tensor a = random_f32({n, n}, rng), b = random_f32({n, n}, rng), c = Tensor::zeros({n, n});
+      print_row("matmul" + suffix, std::to_string(n) + "^3",
+                time_op([&] { ops::matmul(c, a, false, b, false); }, reps), 2.0 * n * n * n, peak);
+    }
+    for (const auto& io : lin_shapes) {
+      int64_t in = io[0], out = io[1];
+      Tensor x = random_f32({N, in}, rng), w = random_f32({out, in}, rng, 0.05), y = Tensor::zeros({N, out});
+      Tensor dy = random_f32({N, out}, rng), dx = Tensor::zeros({N, in}), dw = Tensor::zeros({out, in});
+      std::string shape = "N=" + std::to_string(N) + " " + std::to_string(in) + "->" + std::to_string(out);
+      double flops = 2.0 * N * in * out;
+      print_row("linear_fwd" + suffix, shape, time_op([&] { ops::linear_fwd(y, x, w, nullptr); }, reps), flops,
+                peak);
+      print_row("linear_bwd" + suffix, shape + " (dx+dw)",
+                time_op([&] { ops::linear_bwd(&dx, &dw, nullptr, dy, x, w); }, reps), 2 * flops, peak);
+    }
   }
 
   // ---- attention: FLOPs of visible score entries only; per entry 4*Dh forward (q.k and p*v),

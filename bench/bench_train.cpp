@@ -10,6 +10,7 @@
 #include "bench/bench.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/precision.h"
 #include "model/llama.h"
 #include "model/sampler.h"
 #include "train/optimizer.h"
@@ -21,6 +22,7 @@ struct TrainBenchArgs {
   int threads = 2;
   int64_t steps = 5, warmup = 2, batch = 8, seq = 256, prompt_len = 16, new_tokens = 64;
   bool json = false;
+  std::string matmul_precision = "fp32";
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -29,6 +31,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 void run(const TrainBenchArgs& a) {
   set_num_threads(a.threads);
+  MatmulPrecisionScope precision(parse_matmul_precision(a.matmul_precision));
   ModelConfig mc;
   mc.vocab_size = 8192;
   mc.d_model = 256;
@@ -101,6 +104,7 @@ void run(const TrainBenchArgs& a) {
 
   nlohmann::json j = {{"impl", "tinyvlm"},
                       {"threads", a.threads},
+                      {"matmul_precision", a.matmul_precision},
                       {"params", params.count()},
                       {"tokens_per_step", a.batch * a.seq},
                       {"train_tokens_per_s", train_tps},
@@ -112,8 +116,9 @@ void run(const TrainBenchArgs& a) {
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("tinyvlm training, d_model 256, 4 layers, 8/4 heads, 8 experts top-2, vocab 8192, batch %lldx%lld, %d threads\n",
-                (long long)a.batch, (long long)a.seq, a.threads);
+    std::printf("tinyvlm training, d_model 256, 4 layers, 8/4 heads, 8 experts top-2, vocab 8192, batch %lldx%lld, "
+                "%d threads, %s matmuls\n",
+                (long long)a.batch, (long long)a.seq, a.threads, a.matmul_precision.c_str());
     std::printf("  train: %.0f tokens/s (%.0f ms/step: forward+backward %.0f ms, clip+AdamW %.0f ms)\n", train_tps,
                 1e3 * (t_fb + t_opt) / double(a.steps), 1e3 * t_fb / double(a.steps), 1e3 * t_opt / double(a.steps));
     std::printf("  generate (batch 1, prompt %lld, %lld new): %.1f tokens/s with KV cache, %.1f tokens/s recomputing\n",
@@ -132,6 +137,8 @@ void add_bench_train(CLI::App& bench) {
   cmd->add_option("--batch", a->batch, "Sequences per step")->capture_default_str();
   cmd->add_option("--seq", a->seq, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--new-tokens", a->new_tokens, "Generated tokens")->capture_default_str();
+  cmd->add_option("--matmul-precision", a->matmul_precision, "fp32 or bf16 (bf16 operands, fp32 accumulation)")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "One JSON object instead of text");
   cmd->callback([a] { run(*a); });
 }

@@ -20,6 +20,10 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
   cmd->add_option("--set", a->sets, "Override a config key, e.g. --set lr=1e-3 (repeatable)");
   cmd->add_option("--stop-after", a->stop_after, "Stop after this many steps (checkpointed), as if interrupted");
+  cmd->add_option_function<std::string>(
+         "--matmul-precision", [a](const std::string& v) { a->sets.push_back("matmul_precision=" + v); },
+         "fp32 (default) or bf16: bf16 GEMM operands, fp32 accumulation and weights (config key matmul_precision)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   cmd->callback([a] { pretrain(*a); });
 }

@@ -74,6 +74,10 @@ void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& p
   if (lc.grad_accum < 1) fail(cfg.source(), ": ", prefix, "grad_accum must be at least 1, got ", lc.grad_accum);
   if (lc.log_every < 1) fail(cfg.source(), ": ", prefix, "log_interval must be at least 1, got ", lc.log_every);
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
+  const std::string prec = cfg.get_string("matmul_precision", "fp32");
+  if (prec != "fp32" && prec != "bf16")
+    fail(cfg.source(), ": matmul_precision = \"", prec, "\": expected \"fp32\" or \"bf16\"");
+  lc.matmul_precision = parse_matmul_precision(prec);
 }
 
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task) {
@@ -82,6 +86,10 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   TV_CHECK(cfg.grad_accum >= 1, "grad_accum must be >= 1");
   fs::create_directories(cfg.out_dir);
   TrainerState st;
+  MatmulPrecisionScope precision(cfg.matmul_precision);
+  if (!cfg.quiet && cfg.matmul_precision == MatmulPrecision::BF16)
+    std::fprintf(stderr, "%s: bf16 matmuls (fp32 accumulation)%s\n", cfg.phase.c_str(),
+                 bf16_matmuls_native() ? "" : "; this CPU has no AVX512-BF16, so they are emulated and slower than fp32");
 
   if (cfg.resume) {
     std::string state_path = (fs::path(cfg.out_dir) / "last.state.safetensors").string();

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "core/precision.h"
 #include "model/config.h"
 #include "train/optimizer.h"
 
@@ -42,6 +43,7 @@ struct TrainLoopConfig {
   bool higher_is_better = false;
   std::map<std::string, std::string> metadata;  // stored in every checkpoint (config, tokenizer, phase)
   bool quiet = false;
+  MatmulPrecision matmul_precision = MatmulPrecision::F32;  // for the whole run, validation included
 };
 
 struct TrainResult {
@@ -53,7 +55,8 @@ struct TrainResult {
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task);
 
 // The loop settings every phase reads the same way, from its own config keys (prefix "" for phase 1,
-// "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10), <prefix>save_interval (0).
+// "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10), <prefix>save_interval (0), and
+// matmul_precision ("fp32" or "bf16", unprefixed: one setting for every phase).
 void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& prefix);
 
 // Checkpoint files in a run directory: <name>.safetensors holds the model (interchange names, metadata),

@@ -154,3 +154,40 @@ TEST(PretrainResume, KilledProcessResumesBitForBit) {
   ASSERT_EQ(b.size(), size_t(steps));
   for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
 }
+
+// matmul_precision = "bf16": the same run with bf16 GEMM operands starts from the same loss up to rounding,
+// learns, differs from fp32 (so the setting took effect), and resumes bit for bit too.
+TEST(PretrainBf16, LearnsStaysCloseToFp32AndResumesBitForBit) {
+  Corpus c;
+  pretrain(c.options("fp32", 12));
+  PretrainOptions full = c.options("bf16", 12);
+  full.sets = {"matmul_precision=bf16"};
+  TrainResult r = pretrain(full);
+  EXPECT_TRUE(r.has_val);
+  EXPECT_LT(r.best_val, r.first_val) << "validation loss should fall with bf16 matmuls";
+  auto f32 = train_losses(c.options("fp32", 12).out), b16 = train_losses(full.out);
+  ASSERT_EQ(b16.size(), 12u);
+  EXPECT_NE(f32.at(1), b16.at(1)) << "bf16 rounding changed nothing: the setting was not applied";
+  EXPECT_NEAR(b16.at(1), f32.at(1), 0.01 * f32.at(1)) << "first-step loss should differ only by rounding";
+
+  PretrainOptions part = c.options("bf16_part", 12);
+  part.sets = full.sets;
+  part.stop_after = 5;
+  pretrain(part);
+  part.stop_after = -1;
+  part.resume = true;
+  pretrain(part);
+  auto resumed = train_losses(part.out);
+  ASSERT_EQ(resumed.size(), 12u);
+  for (auto& [step, loss] : b16) EXPECT_EQ(loss, resumed.at(step)) << "step " << step;
+
+  PretrainOptions bad = c.options("bad", 2);
+  bad.sets = {"matmul_precision=fp16"};
+  try {
+    pretrain(bad);
+    ADD_FAILURE() << "matmul_precision = fp16 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.toml"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected \"fp32\" or \"bf16\""), std::string::npos) << e.what();
+  }
+}
