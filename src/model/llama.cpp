@@ -267,7 +267,7 @@ Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S
   return f;
 }
 
-Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows) {
+Tensor Llama::forward_hidden(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows) {
   TV_CHECK(x0.ndim() == 2 && x0.size(0) == B * S && x0.size(1) == cfg_.d_model, "Llama::forward: x0 should be [",
            B * S, ",", cfg_.d_model, "], got ", x0.describe());
   aux_loss_ = 0;
@@ -284,17 +284,74 @@ Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save, const T
     ops::gather_rows(sel, x, *logit_rows);
     x = sel;
   }
+  if (save) {
+    logit_rows_ = logit_rows ? *logit_rows : Tensor();
+    saved_B_ = B;
+    saved_S_ = S;
+  }
+  return x;
+}
+
+Tensor Llama::forward(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows) {
+  Tensor x = forward_hidden(x0, B, S, save, logit_rows);
   Tensor rstd, xn;
   Tensor logits = head(x, rstd, xn);
   if (save) {
     x_final_ = x;
     final_rstd_ = rstd;
     xn_final_ = xn;
-    logit_rows_ = logit_rows ? *logit_rows : Tensor();
-    saved_B_ = B;
-    saved_S_ = S;
   }
   return logits;
+}
+
+void Llama::set_head_chunk_rows(int64_t rows) {
+  TV_CHECK(rows > 0, "head chunk rows must be positive, got ", rows);
+  head_chunk_rows_ = rows;
+}
+
+Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor* dx) {
+  const int64_t n = x.size(0), D = cfg_.d_model, V = cfg_.vocab_size;
+  TV_CHECK(x.ndim() == 2 && x.size(1) == D && targets.numel() == n && targets.dtype() == DType::I32,
+           "Llama::head_loss: x [n, ", D, "] and targets i32 [n], got ", x.describe(), " and ", targets.describe());
+  HeadLoss r;
+  {
+    Tensor ht = targets.to(Device::CPU);
+    for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != -100;
+  }
+  Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
+  ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
+  Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse = Tensor::empty({n}, x.dtype(), x.device());
+  Tensor tflat = targets.view({n});
+  Tensor dxn, dl;
+  if (dx) {
+    dxn = Tensor::zeros({n, D}, x.dtype(), x.device());
+    dl = Tensor::empty({std::min(n, head_chunk_rows_)}, x.dtype(), x.device());
+    dl.fill_(r.count ? 1.0 / double(r.count) : 0.0);
+  }
+  const int64_t rows = std::min(n, head_chunk_rows_);
+  Tensor logits = Tensor::empty({rows, V}, x.dtype(), x.device()), dlogits;
+  if (dx) dlogits = Tensor::empty({rows, V}, x.dtype(), x.device());
+  for (int64_t r0 = 0; r0 < n; r0 += head_chunk_rows_) {
+    const int64_t m = std::min(head_chunk_rows_, n - r0);
+    Tensor lg = logits.narrow(0, 0, m), xc = xn.narrow(0, r0, m), tc = tflat.narrow(0, r0, m);
+    Tensor lc = losses.narrow(0, r0, m), sc = lse.narrow(0, r0, m);
+    ops::linear_fwd(lg, xc, out_->value, nullptr);
+    ops::cross_entropy_fwd(lc, sc, lg, tc);
+    if (!dx) continue;
+    Tensor dlg = dlogits.narrow(0, 0, m), dxc = dxn.narrow(0, r0, m);
+    dlg.zero_();
+    ops::cross_entropy_bwd(dlg, dl.narrow(0, 0, m), lg, tc, sc);
+    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, dlg, xc, out_->value);
+  }
+  Tensor hl = losses.to(Device::CPU).to(DType::F64);
+  Tensor ht = targets.to(Device::CPU);
+  for (int64_t i = 0; i < n; ++i)
+    if (ht.data<int32_t>()[i] != -100) r.sum += hl.data<double>()[i];
+  if (dx) {
+    *dx = Tensor::zeros({n, D}, x.dtype(), x.device());
+    ops::rmsnorm_bwd(dx, final_norm_->grad_for_backward(), dxn, x, final_norm_->value, rstd);
+  }
+  return r;
 }
 
 Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, int64_t B, int64_t S,
@@ -378,12 +435,19 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
 }
 
 Tensor Llama::backward(const Tensor& dlogits, double aux_weight, bool want_dx0) {
-  TV_CHECK(!acts_.empty() || layers_.empty(), "Llama::backward without a saved forward");
-  const int64_t B = saved_B_, S = saved_S_;
+  TV_CHECK(x_final_.defined(), "Llama::backward without a saved forward");
   Tensor dxn = zeros_like(xn_final_);
   ops::linear_bwd(&dxn, out_->grad_for_backward(), nullptr, dlogits, xn_final_, out_->value);
   Tensor dx = zeros_like(x_final_);
   ops::rmsnorm_bwd(&dx, final_norm_->grad_for_backward(), dxn, x_final_, final_norm_->value, final_rstd_);
+  x_final_ = xn_final_ = final_rstd_ = Tensor();
+  return backward_hidden(dx, aux_weight, want_dx0);
+}
+
+Tensor Llama::backward_hidden(const Tensor& dx_last, double aux_weight, bool want_dx0) {
+  TV_CHECK(!acts_.empty() || layers_.empty(), "Llama::backward without a saved forward");
+  const int64_t B = saved_B_, S = saved_S_;
+  Tensor dx = dx_last;
   if (logit_rows_.defined()) {  // back to every position; rows without logits get no gradient from the head
     Tensor full = Tensor::zeros({B * S, cfg_.d_model}, dx.dtype(), dx.device());
     ops::scatter_add_rows(full, dx, logit_rows_, nullptr);
@@ -430,25 +494,17 @@ LmLoss lm_loss_step(Llama& model, const Tensor& ids, const Tensor& targets, doub
            ids.describe(), " and ", targets.describe());
   const int64_t B = ids.size(0), S = ids.size(1), N = B * S;
   Tensor x0 = model.embed(ids);
-  Tensor logits = model.forward(x0, B, S, backward);
-  Tensor losses = Tensor::empty({N}, logits.dtype(), logits.device()), lse = Tensor::empty({N}, logits.dtype(), logits.device());
-  Tensor tflat = targets.view({N});
-  int64_t count = ops::cross_entropy_fwd(losses, lse, logits, tflat);
+  Tensor x = model.forward_hidden(x0, B, S, backward);
+  Tensor dx;
+  Llama::HeadLoss h = model.head_loss(x, targets.view({N}), backward ? &dx : nullptr);
   LmLoss r;
-  r.tokens = count;
-  Tensor hl = losses.to(Device::CPU);
-  double sum = 0;
-  for (int64_t i = 0; i < N; ++i) sum += hl.data<float>()[i];
-  r.ce = count ? sum / double(count) : 0.0;
+  r.tokens = h.count;
+  r.ce = h.count ? h.sum / double(h.count) : 0.0;
   r.aux = model.aux_loss();
   r.loss = r.ce + aux_weight * r.aux;
   if (backward) {
-    Tensor dl = Tensor::empty({N});
-    dl.fill_(count ? 1.0 / double(count) : 0.0);
-    Tensor dlogits = zeros_like(logits);
-    ops::cross_entropy_bwd(dlogits, dl.to(logits.device()), logits, tflat, lse);
-    logits = Tensor();
-    Tensor dx0 = model.backward(dlogits, aux_weight, true);
+    x = Tensor();
+    Tensor dx0 = model.backward_hidden(dx, aux_weight, true);
     model.embed_backward(ids, dx0);
   }
   return r;

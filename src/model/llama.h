@@ -63,6 +63,25 @@ class Llama {
   Tensor backward(const Tensor& dlogits, double aux_weight, bool want_dx0);
   double aux_loss() const { return aux_loss_; }
 
+  // The same forward and backward in three parts, for losses that never hold all the logits at once:
+  // forward_hidden returns the last layer's output x [B*S, D] (or its logit_rows [R, D]) before the final
+  // norm; head_loss runs the head and cross-entropy on x; backward_hidden takes d x and runs the layers'
+  // backward. forward() and backward() are forward_hidden + head and head backward + backward_hidden.
+  Tensor forward_hidden(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows = nullptr);
+  Tensor backward_hidden(const Tensor& dx, double aux_weight, bool want_dx0);
+  // Final RMSNorm, vocabulary projection and cross-entropy of rows x [n, D] against targets i32 [n]
+  // (-100: ignored), head_chunk_rows() rows at a time, so that the logits never take more than
+  // head_chunk_rows() x V floats (a 32k vocabulary and 8 x 1024 tokens would otherwise hold 1 GiB of logits
+  // and 1 GiB of their gradient). Returns the losses summed over the counted rows. With dx, also the
+  // backward of their mean (sum / count): head parameter gradients, and dx [n, D] is set to the gradient for x.
+  struct HeadLoss {
+    double sum = 0;
+    int64_t count = 0;
+  };
+  HeadLoss head_loss(const Tensor& x, const Tensor& targets, Tensor* dx);
+  int64_t head_chunk_rows() const { return head_chunk_rows_; }
+  void set_head_chunk_rows(int64_t rows);
+
   // Incremental decoding of one sequence: x0 [S_new, D] at positions cache.len..; returns the logits of
   // the last new position [1, V] (or of every new position [S_new, V] when all_logits).
   KVCache make_cache(int64_t capacity) const;
@@ -83,6 +102,7 @@ class Llama {
   std::vector<std::unique_ptr<LayerActs>> acts_;
   Tensor x_final_, final_rstd_, xn_final_, logit_rows_;
   int64_t saved_B_ = 0, saved_S_ = 0;
+  int64_t head_chunk_rows_ = 2048;
   double aux_loss_ = 0;
 };
 

@@ -63,6 +63,29 @@ inline __m512i pair_run(const float* src, int64_t n) {
   return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
+// In-register transpose of a 16 x 16 block of 32-bit words: v[i][j] -> v[j][i].
+inline void transpose16(__m512i v[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: pairs of rows interleaved
+    t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {  // u[4g + e]: element e of each lane, rows 4g..4g+3
+    u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int e = 0; e < 4; ++e) {  // gather lane L of the four row groups: output row 4L + e
+    const __m512i a = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), b = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xDD);
+    const __m512i c = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), d = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xDD);
+    v[e] = _mm512_shuffle_i32x4(a, c, 0x88);
+    v[8 + e] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    v[4 + e] = _mm512_shuffle_i32x4(b, d, 0x88);
+    v[12 + e] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+}
+
 struct Operand {
   const float* p;
   int64_t ld;
@@ -82,17 +105,17 @@ void pack_b_panel(uint32_t* dst, const Operand& b, int64_t K, int64_t KP, int64_
     }
     return;
   }
-  // element (k, n) at p[n * ld + k]: each column is a run of k; convert 16 pairs, then transpose.
-  alignas(64) uint32_t tile[kNR][16];
+  // element (k, n) at p[n * ld + k]: each column is a run of k; convert 16 pairs of 16 columns, transpose.
   for (int64_t q0 = 0; q0 < KP; q0 += 16) {
     const int64_t nq = std::min<int64_t>(16, KP - q0);
-    for (int64_t c = 0; c < kNR; ++c) {
-      __m512i v = c < nn ? pair_run(b.p + (n0 + c) * b.ld + 2 * q0, std::min<int64_t>(32, K - 2 * q0))
-                         : _mm512_setzero_si512();
-      _mm512_store_si512(tile[c], v);
+    for (int64_t c0 = 0; c0 < kNR; c0 += 16) {
+      __m512i cols[16];
+      for (int64_t c = 0; c < 16; ++c)
+        cols[c] = c0 + c < nn ? pair_run(b.p + (n0 + c0 + c) * b.ld + 2 * q0, std::min<int64_t>(32, K - 2 * q0))
+                              : _mm512_setzero_si512();
+      transpose16(cols);
+      for (int64_t t = 0; t < nq; ++t) _mm512_storeu_si512(dst + (q0 + t) * kNR + c0, cols[t]);
     }
-    for (int64_t t = 0; t < nq; ++t)
-      for (int64_t c = 0; c < kNR; ++c) dst[(q0 + t) * kNR + c] = tile[c][t];
   }
 }
 
