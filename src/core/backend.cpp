@@ -7,6 +7,8 @@
 #include <mutex>
 #include <new>
 
+#include <sys/mman.h>
+
 namespace tv {
 namespace {
 
@@ -14,6 +16,7 @@ namespace {
 // time, and returning large blocks to the OS only to fault them in again costs several percent of a
 // step. Freed blocks are kept by size, up to kCacheLimit bytes in all.
 constexpr size_t kCacheLimit = size_t(2) << 30;
+constexpr size_t kHugePage = size_t(2) << 20, kHugeBlock = size_t(4) << 20;
 
 struct BlockCache {
   std::mutex mu;
@@ -52,8 +55,12 @@ void* cpu_alloc(size_t bytes) {
       return p;
     }
   }
-  void* p = std::aligned_alloc(64, rounded);
+  // Large blocks on transparent huge pages: the GEMMs walk activations a row at a time, and with 4 KiB
+  // pages a wide matrix costs a TLB miss per row.
+  const bool huge = rounded >= kHugeBlock;
+  void* p = std::aligned_alloc(huge ? kHugePage : 64, huge ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded);
   if (!p) fail("out of host memory allocating ", bytes, " bytes");
+  if (huge) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP it changes nothing
   std::lock_guard<std::mutex> lock(c.mu);
   c.sizes[p] = rounded;
   return p;

@@ -22,8 +22,8 @@ namespace {
 
 constexpr int kMR = 14;               // rows of C per micro-tile (28 accumulators + 2 B registers)
 constexpr int kNR = 32;               // columns of C per micro-tile: two 16-lane vectors
-constexpr int64_t kKCP = 128;         // k-pairs per K block (256 k): A micro-panel 7 KiB, B 16 KiB
-constexpr int64_t kMC = kMR * 8;      // rows of C per task
+constexpr int64_t kKCP = 256;         // k-pairs per K block (512 k): A micro-panel 14 KiB, B 32 KiB
+constexpr int64_t kMC = kMR * 4;      // rows of C per task (measured best of 2-16 micro-panels)
 
 // Round to nearest even with denormals flushed to zero, as VCVTNE2PS2BF16 does.
 inline uint32_t bf16_bits(float f) {
@@ -119,26 +119,34 @@ void pack_b_panel(uint32_t* dst, const Operand& b, int64_t K, int64_t KP, int64_
   }
 }
 
-// Rows [m0, m0 + mr) of op(A), pairs [q0, q0 + nq) -> one micro-panel.
-// Not transposed: row-major [kMR][kKCP] (a row's pairs are contiguous in A too).
-// Transposed: [nq][kMR] (a pair's rows are contiguous in A too).
-void pack_a_panel(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_t mr, int64_t q0, int64_t nq) {
+// Rows [m0, m0 + mc) of op(A), pairs [q0, q0 + nq) -> micro-panels of kMR rows, kMR * kKCP words apart.
+// Not transposed: each micro-panel row-major [kMR][kKCP] (a row's pairs are contiguous in A too).
+// Transposed: each micro-panel [nq][kMR] (a pair's rows are contiguous in A too); the pair loop is the
+// outer one so that each row of the stored matrix is visited once per block, not once per micro-panel.
+void pack_a_block(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_t mc, int64_t q0, int64_t nq) {
+  const int64_t panels = (mc + kMR - 1) / kMR;
   if (!a.trans) {  // element (m, k) at p[m * ld + k]
-    for (int64_t r = 0; r < kMR; ++r) {
-      uint32_t* row = dst + r * kKCP;
-      for (int64_t q = 0; q < nq; q += 16) {
-        __m512i v = r < mr ? pair_run(a.p + (m0 + r) * a.ld + 2 * (q0 + q), std::min<int64_t>(32, K - 2 * (q0 + q)))
-                           : _mm512_setzero_si512();
-        _mm512_mask_storeu_epi32(row + q, lanes(nq - q), v);
+    for (int64_t i = 0; i < panels; ++i)
+      for (int64_t r = 0; r < kMR; ++r) {
+        uint32_t* row = dst + i * kMR * kKCP + r * kKCP;
+        const int64_t m = i * kMR + r;
+        for (int64_t q = 0; q < nq; q += 16) {
+          __m512i v = m < mc ? pair_run(a.p + (m0 + m) * a.ld + 2 * (q0 + q), std::min<int64_t>(32, K - 2 * (q0 + q)))
+                             : _mm512_setzero_si512();
+          _mm512_mask_storeu_epi32(row + q, lanes(nq - q), v);
+        }
       }
-    }
     return;
   }
   for (int64_t q = 0; q < nq; ++q) {  // element (m, k) at p[k * ld + m]
     const int64_t k = 2 * (q0 + q);
     const float* even = a.p + k * a.ld + m0;
     const float* odd = k + 1 < K ? even + a.ld : nullptr;
-    _mm512_mask_storeu_epi32(dst + q * kMR, lanes(kMR), pair_rows(even, odd, mr));
+    for (int64_t i = 0; i < panels; ++i) {
+      const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
+      _mm512_mask_storeu_epi32(dst + i * kMR * kKCP + q * kMR, lanes(kMR),
+                               pair_rows(even + i * kMR, odd ? odd + i * kMR : nullptr, mr));
+    }
   }
 }
 
@@ -188,8 +196,7 @@ void run_task(const Plan& pl, int64_t task, const Operand& a, const uint32_t* bp
   const int64_t row_panels = (mc + kMR - 1) / kMR;
   for (int64_t q0 = 0; q0 < pl.KP; q0 += kKCP) {
     const int64_t nq = std::min(kKCP, pl.KP - q0);
-    for (int64_t i = 0; i < row_panels; ++i)
-      pack_a_panel(apack + i * kMR * kKCP, a, pl.K, m0 + i * kMR, std::min<int64_t>(kMR, mc - i * kMR), q0, nq);
+    pack_a_block(apack, a, pl.K, m0, mc, q0, nq);
     const float bt = q0 == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
     for (int64_t j = j0; j < j1; ++j) {
       const uint32_t* bp = bpack + (j * pl.KP + q0) * kNR;
