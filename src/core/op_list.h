@@ -7,6 +7,7 @@
 #define TV_DIFFERENTIABLE_OPS(X) \
   X(matmul)                      \
   X(linear)                      \
+  X(linear_grouped)              \
   X(embedding)                   \
   X(rmsnorm)                     \
   X(layernorm)                   \
@@ -25,9 +26,10 @@
   X(scale_rows)                  \
   X(row_dot)
 
-#define TV_UPDATE_OPS(X) \
-  X(add)                 \
-  X(scale)               \
-  X(sum_squares)         \
-  X(adamw)               \
+#define TV_UPDATE_OPS(X)       \
+  X(add)                       \
+  X(cross_entropy_with_grad)   \
+  X(scale)                     \
+  X(sum_squares)               \
+  X(adamw)                     \
   X(clip_grad_norm)

@@ -24,6 +24,14 @@ void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool tran
 void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w);
 
+// ---- grouped linear (the experts of a MoE layer, one call for all): x [R, in] holds every group's rows,
+// group g owns rows [offsets[g], offsets[g+1]) and its weight w[g] [out, in]; y [R, out]. Same results
+// as one linear per group. Backward accumulates; null dx, or a null dw[g], is skipped.
+void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
+                        const std::vector<int64_t>& offsets);
+void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
+                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets);
+
 // ---- embedding: ids i32 [N], table [V, D] -> y [N, D]; backward scatter-adds rows: dtable[ids[n]] += dy[n].
 void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table);
 void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids);
@@ -93,6 +101,12 @@ int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, con
                           int32_t ignore_index = -100);
 void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
                        const Tensor& lse, int32_t ignore_index = -100);
+// The loss and its gradient in one pass over the logits, for training, where every row's loss is
+// weighted by the same grad_scale (1 / count for a mean): losses as cross_entropy_fwd (the same bits),
+// and dlogits is OVERWRITTEN with grad_scale * (softmax - onehot) (zeros on ignored rows). dlogits may be
+// logits itself. Returns the number of rows not ignored.
+int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& logits, const Tensor& targets,
+                                double grad_scale, int32_t ignore_index = -100);
 
 // ---- 2-D convolution as patch embedding (stride = kernel = P, no padding):
 // img [B, C, H, W], w [Co, C, P, P], b [Co] or null -> y [B, (H/P)*(W/P), Co] (patches row-major).

@@ -10,12 +10,15 @@ namespace {
 
 constexpr double kNormEps = 1e-6;
 
-// Tokens routed to one expert: which rows of the layer input, and where their weight sits in w [N*k].
-struct ExpertRoute {
-  Tensor rows;   // i32 [n_e]
-  Tensor slots;  // i32 [n_e]: n * k + slot
-  Tensor w;      // [n_e] routing weight of each row
-  Tensor x, g, u, a, y;  // saved: gathered input, gate, up, swiglu, expert output
+// The (token, slot) picks of a MoE layer sorted by expert, so that one grouped GEMM runs every expert
+// over its own rows: expert e owns rows [offsets[e], offsets[e + 1]) of the sorted picks, its tokens in
+// increasing order.
+struct ExpertRouting {
+  Tensor rows;                   // i32 [N*k]: the token of each sorted pick
+  Tensor slots;                  // i32 [N*k]: where its weight sits in w [N*k] (n * k + slot)
+  std::vector<int64_t> offsets;  // [E + 1]
+  Tensor w;                      // [N*k] routing weight of each sorted pick
+  Tensor x, g, u, a, y;          // saved: gathered input, gate, up, swiglu, expert output
 };
 
 Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
@@ -24,27 +27,42 @@ Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), 
 double nope_temperature(double t) { return (t > 20 ? t : std::log1p(std::exp(t))) + 0.5; }
 double scalar_value(const Param& p) { return double(p.value.to(Device::CPU).data<float>()[0]); }
 
-// Groups (token, slot) picks by expert so each expert runs one GEMM over its tokens.
-// Reads idx on the host; tokens appear in increasing order within each expert.
-std::vector<ExpertRoute> group_by_expert(const Tensor& idx, int64_t E) {
+// Sorts the (token, slot) picks by expert (a stable counting sort: tokens stay in increasing order).
+// Reads idx on the host.
+ExpertRouting route_by_expert(const Tensor& idx, int64_t E) {
   Tensor hidx = idx.to(Device::CPU);
   const int32_t* p = hidx.data<int32_t>();
-  int64_t N = idx.size(0), k = idx.size(1);
-  std::vector<std::vector<int32_t>> rows(E), slots(E);
+  const int64_t N = idx.size(0), k = idx.size(1);
+  ExpertRouting r;
+  r.offsets.assign(size_t(E + 1), 0);
+  for (int64_t i = 0; i < N * k; ++i) ++r.offsets[size_t(p[i]) + 1];
+  for (int64_t e = 0; e < E; ++e) r.offsets[size_t(e + 1)] += r.offsets[size_t(e)];
+  std::vector<int32_t> rows(size_t(N * k)), slots(size_t(N * k));
+  std::vector<int64_t> fill(r.offsets.begin(), r.offsets.end() - 1);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t s = 0; s < k; ++s) {
-      int32_t e = p[n * k + s];
-      rows[e].push_back(int32_t(n));
-      slots[e].push_back(int32_t(n * k + s));
+      const int64_t at = fill[size_t(p[n * k + s])]++;
+      rows[size_t(at)] = int32_t(n);
+      slots[size_t(at)] = int32_t(n * k + s);
     }
-  std::vector<ExpertRoute> out(E);
-  for (int64_t e = 0; e < E; ++e) {
-    int64_t ne = int64_t(rows[e].size());
-    out[e].rows = Tensor::from_i32({ne}, rows[e]).to(idx.device());
-    out[e].slots = Tensor::from_i32({ne}, slots[e]).to(idx.device());
-  }
-  return out;
+  r.rows = Tensor::from_i32({N * k}, rows).to(idx.device());
+  r.slots = Tensor::from_i32({N * k}, slots).to(idx.device());
+  return r;
 }
+
+// The experts' weights (and, for the backward, their gradients: null for an expert without tokens, so
+// that AdamW skips it as PyTorch does) as the grouped linear wants them.
+std::vector<const Tensor*> expert_weights(const std::vector<Param*>& ps) {
+  std::vector<const Tensor*> w;
+  for (Param* p : ps) w.push_back(&p->value);
+  return w;
+}
+std::vector<Tensor*> expert_grads(const std::vector<Param*>& ps, const std::vector<int64_t>& offsets) {
+  std::vector<Tensor*> g;
+  for (size_t e = 0; e < ps.size(); ++e) g.push_back(offsets[e + 1] > offsets[e] ? ps[e]->grad_for_backward() : nullptr);
+  return g;
+}
+
 
 void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g, Tensor& u, Tensor& a, Tensor& y) {
   int64_t n = x.size(0), F = wg.value.size(0), D = wd.value.size(0);
@@ -76,7 +94,7 @@ struct LayerActs {
   Tensor g, u, a;
   // MoE
   Tensor logits, probs, idx, w, sg, su, sa;
-  std::vector<ExpertRoute> experts;
+  ExpertRouting routing;
 };
 
 Llama::Llama(const ModelConfig& cfg, ParamStore& store, const std::string& prefix) : cfg_(cfg), prefix_(prefix) {
@@ -248,20 +266,24 @@ Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S
     ops::moe_route_fwd(a.probs, a.idx, a.w, a.logits, int(k));
     if (!cache) aux_loss_ += ops::moe_aux_loss_fwd(a.probs, a.idx);
     swiglu_mlp_fwd(a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa, f);  // shared expert
-    a.experts = group_by_expert(a.idx, E);
-    Tensor wflat = a.w.view({N * k, 1});
-    for (int64_t e = 0; e < E; ++e) {
-      ExpertRoute& r = a.experts[e];
-      int64_t ne = r.rows.size(0);
-      if (ne == 0) continue;
-      r.x = Tensor::empty({ne, D}, dt, dev);
-      ops::gather_rows(r.x, a.xn2, r.rows);
-      Tensor w1 = Tensor::empty({ne, 1}, dt, dev);
-      ops::gather_rows(w1, wflat, r.slots);
-      r.w = w1.view({ne});
-      swiglu_mlp_fwd(r.x, *L.e_gate[e], *L.e_up[e], *L.e_down[e], r.g, r.u, r.a, r.y);
-      ops::scatter_add_rows(f, r.y, r.rows, &r.w);
-    }
+    // Every expert over its own rows with grouped GEMMs: one call per weight matrix, not one per expert.
+    ExpertRouting& r = a.routing;
+    r = route_by_expert(a.idx, E);
+    const int64_t P = N * k, F = cfg_.d_expert;
+    r.x = Tensor::empty({P, D}, dt, dev);
+    ops::gather_rows(r.x, a.xn2, r.rows);
+    Tensor w1 = Tensor::empty({P, 1}, dt, dev);
+    ops::gather_rows(w1, a.w.view({P, 1}), r.slots);
+    r.w = w1.view({P});
+    r.g = Tensor::empty({P, F}, dt, dev);
+    r.u = Tensor::empty({P, F}, dt, dev);
+    r.a = Tensor::empty({P, F}, dt, dev);
+    r.y = Tensor::empty({P, D}, dt, dev);
+    ops::linear_grouped_fwd(r.g, r.x, expert_weights(L.e_gate), r.offsets);
+    ops::linear_grouped_fwd(r.u, r.x, expert_weights(L.e_up), r.offsets);
+    ops::swiglu_fwd(r.a, r.g, r.u);
+    ops::linear_grouped_fwd(r.y, r.a, expert_weights(L.e_down), r.offsets);
+    ops::scatter_add_rows(f, r.y, r.rows, &r.w);
   }
   ops::add_(f, a.h);  // out = h + ffn
   return f;
@@ -320,28 +342,25 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   }
   Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
-  Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse = Tensor::empty({n}, x.dtype(), x.device());
+  Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse;
   Tensor tflat = targets.view({n});
-  Tensor dxn, dl;
-  if (dx) {
-    dxn = Tensor::zeros({n, D}, x.dtype(), x.device());
-    dl = Tensor::empty({std::min(n, head_chunk_rows_)}, x.dtype(), x.device());
-    dl.fill_(r.count ? 1.0 / double(r.count) : 0.0);
-  }
-  const int64_t rows = std::min(n, head_chunk_rows_);
-  Tensor logits = Tensor::empty({rows, V}, x.dtype(), x.device()), dlogits;
-  if (dx) dlogits = Tensor::empty({rows, V}, x.dtype(), x.device());
+  Tensor dxn = dx ? Tensor::zeros({n, D}, x.dtype(), x.device()) : Tensor();
+  if (!dx) lse = Tensor::empty({n}, x.dtype(), x.device());
+  // With the backward, the loss and its gradient come from one pass that overwrites the logits.
+  Tensor logits = Tensor::empty({std::min(n, head_chunk_rows_), V}, x.dtype(), x.device());
   for (int64_t r0 = 0; r0 < n; r0 += head_chunk_rows_) {
     const int64_t m = std::min(head_chunk_rows_, n - r0);
     Tensor lg = logits.narrow(0, 0, m), xc = xn.narrow(0, r0, m), tc = tflat.narrow(0, r0, m);
-    Tensor lc = losses.narrow(0, r0, m), sc = lse.narrow(0, r0, m);
+    Tensor lc = losses.narrow(0, r0, m);
     ops::linear_fwd(lg, xc, out_->value, nullptr);
-    ops::cross_entropy_fwd(lc, sc, lg, tc);
-    if (!dx) continue;
-    Tensor dlg = dlogits.narrow(0, 0, m), dxc = dxn.narrow(0, r0, m);
-    dlg.zero_();
-    ops::cross_entropy_bwd(dlg, dl.narrow(0, 0, m), lg, tc, sc);
-    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, dlg, xc, out_->value);
+    if (!dx) {
+      Tensor sc = lse.narrow(0, r0, m);
+      ops::cross_entropy_fwd(lc, sc, lg, tc);
+      continue;
+    }
+    ops::cross_entropy_with_grad(lc, lg, lg, tc, r.count ? 1.0 / double(r.count) : 0.0);
+    Tensor dxc = dxn.narrow(0, r0, m);
+    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value);
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
   Tensor ht = targets.to(Device::CPU);
@@ -363,25 +382,25 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   if (!L.moe) {
     swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.w_gate, *L.w_up, *L.w_down, a.g, a.u, a.a);
   } else {
-    const int64_t E = cfg_.num_experts, k = cfg_.num_experts_per_tok;
+    const int64_t k = cfg_.num_experts_per_tok;
     swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa);
     Tensor dw = zeros_like(a.w);
-    Tensor dwflat = dw.view({N * k, 1});
-    for (int64_t e = 0; e < E; ++e) {
-      ExpertRoute& r = a.experts[e];
-      int64_t ne = r.rows.size(0);
-      if (ne == 0) continue;
-      Tensor gout = Tensor::empty({ne, D}, dout.dtype(), dout.device());
-      ops::gather_rows(gout, dout, r.rows);
-      Tensor dwe = Tensor::empty({ne}, dout.dtype(), dout.device());
-      ops::row_dot(dwe, gout, r.y);  // d w = dout . expert output
-      ops::scatter_add_rows(dwflat, dwe.view({ne, 1}), r.slots, nullptr);
-      Tensor dy = Tensor::empty({ne, D}, dout.dtype(), dout.device());
-      ops::scale_rows(dy, gout, r.w);
-      Tensor dx = zeros_like(r.x);
-      swiglu_mlp_bwd(dx, dy, r.x, *L.e_gate[e], *L.e_up[e], *L.e_down[e], r.g, r.u, r.a);
-      ops::scatter_add_rows(dxn2, dx, r.rows, nullptr);
-    }
+    ExpertRouting& r = a.routing;
+    const int64_t P = N * k;
+    Tensor gout = Tensor::empty({P, D}, dout.dtype(), dout.device());
+    ops::gather_rows(gout, dout, r.rows);
+    Tensor dwe = Tensor::empty({P}, dout.dtype(), dout.device());
+    ops::row_dot(dwe, gout, r.y);  // d w = dout . expert output
+    Tensor dwflat = dw.view({P, 1});
+    ops::scatter_add_rows(dwflat, dwe.view({P, 1}), r.slots, nullptr);
+    Tensor dy = Tensor::empty({P, D}, dout.dtype(), dout.device());
+    ops::scale_rows(dy, gout, r.w);
+    Tensor da = zeros_like(r.a), dg = zeros_like(r.g), du = zeros_like(r.u), dx = zeros_like(r.x);
+    ops::linear_grouped_bwd(&da, expert_grads(L.e_down, r.offsets), dy, r.a, expert_weights(L.e_down), r.offsets);
+    ops::swiglu_bwd(&dg, &du, da, r.g, r.u);
+    ops::linear_grouped_bwd(&dx, expert_grads(L.e_gate, r.offsets), dg, r.x, expert_weights(L.e_gate), r.offsets);
+    ops::linear_grouped_bwd(&dx, expert_grads(L.e_up, r.offsets), du, r.x, expert_weights(L.e_up), r.offsets);
+    ops::scatter_add_rows(dxn2, dx, r.rows, nullptr);
     Tensor dprobs = zeros_like(a.probs);
     if (aux_weight != 0) ops::moe_aux_loss_bwd(dprobs, aux_weight, a.probs, a.idx);
     Tensor dlogits = zeros_like(a.logits);

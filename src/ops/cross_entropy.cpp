@@ -57,4 +57,21 @@ void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& log
                                               ignore_index));
 }
 
+int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& logits, const Tensor& targets,
+                                double grad_scale, int32_t ignore_index) {
+  const char* op = "cross_entropy_with_grad";
+  check_cross_entropy(op, logits, targets, ignore_index);
+  check_row_vector(op, losses, logits, "losses");
+  check_shape(dlogits, logits.shape(), op, "dlogits");
+  check_same_dtype(logits, dlogits, op);
+  check_contiguous(dlogits, op, "dlogits");
+  require_cpu(common_device(op, &losses, &dlogits, &logits, &targets), op);
+  int64_t counted = 0;
+  TV_DISPATCH_FLOAT(logits.dtype(), op,
+                    counted = cpu::cross_entropy_with_grad<T>(losses.data<T>(), dlogits.data<T>(), logits.data<T>(),
+                                                              targets.data<int32_t>(), logits.size(0), logits.size(1),
+                                                              T(grad_scale), ignore_index));
+  return counted;
+}
+
 }  // namespace tv::ops

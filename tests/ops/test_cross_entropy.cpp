@@ -130,3 +130,49 @@ TV_OP_TEST(cross_entropy, gradcheck, FloatBackwardMatchesSoftmax) {
   }
   tvtest::expect_close(d.to(DType::F64), ref, 1e-5, 1e-9, "dlogits f32");
 }
+
+// cross_entropy_with_grad: the losses of cross_entropy_fwd bit for bit, and grad_scale times the gradient
+// of cross_entropy_bwd, in place or not, zeros on ignored rows.
+TV_OP_TEST(cross_entropy_with_grad, forward, EqualsForwardThenBackward) {
+  Rng rng(21);
+  const int64_t N = 9, V = 1031;  // V not a multiple of the 16 lanes or the 512 block
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor logits = tvtest::rand_tensor({N, V}, dt, rng, -6, 6);
+    std::vector<int32_t> t(N);
+    for (int64_t n = 0; n < N; ++n) t[size_t(n)] = n == 4 ? -100 : int32_t(rng.below(V));
+    Tensor targets = Tensor::from_i32({N}, t);
+    const double scale = 1.0 / 7.0;
+    CeResult ref = run_ce(logits, targets);
+    Tensor dref = Tensor::zeros({N, V}, dt), dl = Tensor::empty({N}, dt);
+    dl.fill_(scale);
+    ops::cross_entropy_bwd(dref, dl, logits, targets, ref.lse);
+    for (bool in_place : {false, true}) {
+      Tensor lg = logits.clone(), losses = Tensor::empty({N}, dt);
+      Tensor d = in_place ? lg : Tensor::empty({N, V}, dt);
+      EXPECT_EQ(ops::cross_entropy_with_grad(losses, d, lg, targets, scale), ref.count);
+      for (int64_t n = 0; n < N; ++n) EXPECT_EQ(at(losses, n), at(ref.losses, n)) << "row " << n;
+      tvtest::expect_close(d, dref, dt == DType::F32 ? 2e-6 : 1e-13, dt == DType::F32 ? 1e-9 : 1e-16,
+                           in_place ? "dlogits (in place)" : "dlogits");
+      for (int64_t v = 0; v < V; ++v) ASSERT_EQ(at(d, 4 * V + v), 0.0) << "ignored row";
+    }
+  }
+}
+
+TV_OP_TEST(cross_entropy_with_grad, forward, GradientIsTheLossDerivative) {
+  // Finite differences of grad_scale * sum(losses) in double.
+  Rng rng(22);
+  const int64_t N = 3, V = 7;
+  Tensor logits = tvtest::rand_tensor({N, V}, DType::F64, rng, -2, 2);
+  Tensor targets = Tensor::from_i32({N}, {1, -100, 6});
+  const double scale = 0.3;
+  Tensor losses = Tensor::empty({N}, DType::F64), d = Tensor::empty({N, V}, DType::F64);
+  ops::cross_entropy_with_grad(losses, d, logits, targets, scale);
+  auto loss = [&] {
+    Tensor l = Tensor::empty({N}, DType::F64), g = Tensor::empty({N, V}, DType::F64);
+    ops::cross_entropy_with_grad(l, g, logits, targets, scale);
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) s += scale * at(l, n);
+    return s;
+  };
+  tvtest::expect_gradients(loss, {{"logits", &logits, &d}});
+}

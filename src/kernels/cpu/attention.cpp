@@ -65,7 +65,7 @@ template <typename T>
 using Vec = typename VecOf<T>::type;
 
 template <typename T, bool TransA, bool Acc, int R, int NV>
-inline void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda, const T* __restrict B,
+__attribute__((noinline)) void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda, const T* __restrict B,
                        int64_t ldb, int64_t i, int64_t n0, int64_t k0, int64_t k1) {
   constexpr int64_t L = 32 / sizeof(T);
   Vec<T> acc[R][NV];
@@ -247,6 +247,57 @@ T row_max(const T* x, int64_t n) {
   return m;
 }
 
+// ---- vectors of queries ---------------------------------------------------------------------------
+// The softmax passes run on whole vectors of L queries (lanes), one key row at a time; the lanes of
+// a vector that do not see the key are masked by lane index (a select, so garbage or NaN in masked
+// lanes never leaks). Variable-length scalar loops over [lo, hi) spent most of their time in
+// remainders and were not vectorised at all for the max (a float compare GCC will not if-convert).
+template <typename T>
+inline Vec<T> vload(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+inline void vstore(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+template <typename T>
+inline Vec<T> splat(T x) {
+  return Vec<T>{} + x;
+}
+// Lane i of vector c holds query c * L + i; true where lo <= query < hi.
+template <typename T>
+inline auto lanes_in(int64_t c, int64_t lo, int64_t hi) {
+  constexpr int64_t L = 32 / sizeof(T);
+  Vec<T> lane;  // 0, 1, ..., L - 1 (folded to a constant)
+  for (int64_t w = 0; w < L; ++w) lane[w] = T(w);
+  return (lane >= splat(T(lo - c * L))) & (lane < splat(T(hi - c * L)));
+}
+// vexp lane by lane: a fixed-length loop GCC turns into one SIMD evaluation (std::exp for double).
+template <typename T>
+inline Vec<T> vexp_lanes(Vec<T> x) {
+  constexpr int L = 32 / sizeof(T);
+  T t[L];
+  std::memcpy(t, &x, sizeof(x));
+  for (int w = 0; w < L; ++w) t[w] = vexp(t[w]);
+  std::memcpy(&x, t, sizeof(x));
+  return x;
+}
+
+// n rows of Dh values, ld apart, copied between a strided view and a contiguous buffer.
+// Whole vectors inline where Dh allows: a memcpy call per 128-byte row cost more than the copy.
+template <typename T>
+void copy_rows(T* __restrict dst, int64_t ldd, const T* __restrict src, int64_t lds, int64_t n, int64_t Dh) {
+  constexpr int64_t L = 32 / sizeof(T);
+  if (Dh % L == 0) {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t d = 0; d < Dh; d += L) vstore(dst + i * ldd + d, vload(src + i * lds + d));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * ldd, src + i * lds, size_t(Dh) * sizeof(T));
+}
+
 // xt[d, i] = alpha * x[i, d] for the M rows of a query tile (rows ldx apart): the scores are formed
 // as S^T = K @ Q^T, keys down and queries across, so softmax statistics run along vectors of queries
 // and key and value rows are used in place, never copied.
@@ -267,6 +318,7 @@ void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const Att
   const int64_t n_tiles = int64_t(tiles.size()), n_items = B * H * n_tiles;
   const T inf = std::numeric_limits<T>::infinity();
   const bool parallel = B * H * Sq * Sk * Dh > kParallelGrain;
+  constexpr int64_t L = 32 / sizeof(T);
 
 #pragma omp parallel if (parallel)
   {
@@ -278,7 +330,7 @@ void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const Att
     for (int64_t item = 0; item < n_items; ++item) {
       // Largest tiles (most keys, for causal masks the last ones) first: better load balance.
       const int64_t t = n_tiles - 1 - item % n_tiles, bh = item / n_tiles, b = bh / H, h = bh % H, g = h / rep;
-      const int64_t i0 = tiles[t].lo, M = tiles[t].hi - i0;
+      const int64_t i0 = tiles[t].lo, M = tiles[t].hi - i0, MV = (M + L - 1) / L;
       const T* kb = k + (b * Sk * Hkv + g) * Dh;
       const T* vb = v + (b * Sk * Hkv + g) * Dh;
       transpose_tile(qt.data(), q + ((b * Sq + i0) * H + h) * Dh, ldq, M, Dh, T(scale));
@@ -294,25 +346,41 @@ void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const Att
         block_ranges(rows.data(), M, j0, N, rel.data());
         rows_seeing_keys(rel.data(), M, N, seen_by.data());
         gemm_masked_cols(st.data(), kTileQ, kb + j0 * ldk, ldk, qt.data(), kTileQ, N, M, Dh, seen_by.data());
-        // Online softmax, one query per lane: block maxima, rescale factors, exponentials, sums.
-        std::fill(mx.begin(), mx.begin() + M, -inf);
+        // Online softmax, one query per lane: block maxima, rescale factors, then exponentials and
+        // their sums in one pass. P entries no query of the row sees are stored as zeros: the P v
+        // product sums a block of rows over the union of their key ranges.
+        for (int64_t c = 0; c < MV; ++c) vstore(mx.data() + c * L, splat(-inf));
         for (int64_t j = 0; j < N; ++j) {
           const T* srow = st.data() + j * kTileQ;
-          for (int64_t i = seen_by[j].lo; i < seen_by[j].hi; ++i) mx[i] = srow[i] > mx[i] ? srow[i] : mx[i];
+          const int64_t a = seen_by[j].lo, e = seen_by[j].hi;
+          for (int64_t c = a / L; c * L < e; ++c) {
+            Vec<T> x = vload(srow + c * L);
+            if (c * L < a || (c + 1) * L > e) x = lanes_in<T>(c, a, e) ? x : splat(-inf);
+            const Vec<T> old = vload(mx.data() + c * L);
+            vstore(mx.data() + c * L, x > old ? x : old);
+          }
         }
-        for (int64_t i = 0; i < M; ++i) {
-          const T mnew = std::max(m[i], mx[i]);
-          alpha[i] = mnew == -inf ? T(1) : vexp(m[i] - mnew);  // 0 on the first visible block
-          m[i] = mnew;
-          lsum[i] = 0;
+        for (int64_t c = 0; c < MV; ++c) {
+          const Vec<T> mold = vload(m.data() + c * L), mcur = vload(mx.data() + c * L);
+          const Vec<T> mnew = mcur > mold ? mcur : mold;
+          // 0 on the first visible block; 1 (not exp(nan)) while a query has seen nothing.
+          vstore(alpha.data() + c * L, mnew == splat(-inf) ? splat(T(1)) : vexp_lanes<T>(mold - mnew));
+          vstore(m.data() + c * L, mnew);
+          vstore(lsum.data() + c * L, Vec<T>{});
         }
         for (int64_t j = 0; j < N; ++j) {
           T* srow = st.data() + j * kTileQ;
           const int64_t a = seen_by[j].lo, e = seen_by[j].hi;
-          for (int64_t i = 0; i < a; ++i) srow[i] = 0;
-          for (int64_t i = a; i < e; ++i) srow[i] = vexp(srow[i] - m[i]);
-          for (int64_t i = e; i < M; ++i) srow[i] = 0;
-          for (int64_t i = a; i < e; ++i) lsum[i] += srow[i];
+          for (int64_t c = 0; c < MV; ++c) {
+            if (c * L >= e || (c + 1) * L <= a) {
+              vstore(srow + c * L, Vec<T>{});
+              continue;
+            }
+            Vec<T> p = vexp_lanes<T>(vload(srow + c * L) - vload(m.data() + c * L));
+            if (c * L < a || (c + 1) * L > e) p = lanes_in<T>(c, a, e) ? p : Vec<T>{};
+            vstore(srow + c * L, p);
+            vstore(lsum.data() + c * L, vload(lsum.data() + c * L) + p);
+          }
         }
         for (int64_t i = 0; i < M; ++i) {
           l[i] = l[i] * alpha[i] + lsum[i];
@@ -344,31 +412,38 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
   const T sc_t = T(scale);
   std::vector<double> dscale_of_unit(n_units, 0.0);  // summed in unit order afterwards: deterministic
   const bool parallel = B * H * Sq * Sk * Dh > kParallelGrain;
+  constexpr int64_t L = 32 / sizeof(T);
 
 #pragma omp parallel if (parallel)
   {
     // Transposed like the forward: [key j][query i], kTileQ apart.
     std::vector<T> qt(Dh * kTileQ), dot(Dh * kTileQ), st(kTileK * kTileQ), pt(kTileK * kTileQ),
         dst(kTileK * kTileQ), lrow(kTileQ), drow(kTileQ);
+    // Contiguous copies ([row][Dh]) of the unit's K, V, dK, dV and of a tile's Q, dO, dQ. In place,
+    // rows lie 1-2 KiB apart and the few L1 sets they map to thrash across the five tile products.
+    std::vector<T> kc(Sk * Dh), vc(Sk * Dh), dkc(dk ? Sk * Dh : 0), dvc(dv ? Sk * Dh : 0), qc(kTileQ * Dh),
+        doc(kTileQ * Dh), dqc(dq ? kTileQ * Dh : 0);
     std::vector<Range> rows(kTileQ), rel(kTileQ), seen_by(kTileK);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t unit = 0; unit < n_units; ++unit) {
       const int64_t b = unit / Hkv, g = unit % Hkv;
-      const T* kb = k + (b * Sk * Hkv + g) * Dh;
-      const T* vb = v + (b * Sk * Hkv + g) * Dh;
-      T* dkb = dk ? dk + (b * Sk * Hkv + g) * Dh : nullptr;
-      T* dvb = dv ? dv + (b * Sk * Hkv + g) * Dh : nullptr;
-      double dscale_unit = 0;
+      const int64_t kv0 = (b * Sk * Hkv + g) * Dh;  // [b, 0, g] row of k, v, dk, dv
+      copy_rows(kc.data(), Dh, k + kv0, ldk, Sk, Dh);
+      copy_rows(vc.data(), Dh, v + kv0, ldk, Sk, Dh);
+      if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, Sk, Dh);
+      if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, Sk, Dh);
+      Vec<T> dscale_lanes{};  // sum of dS * S, one partial per query lane
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         for (const Range& tile : tiles) {
-          const int64_t i0 = tile.lo, M = tile.hi - i0;
+          const int64_t i0 = tile.lo, M = tile.hi - i0, MV = (M + L - 1) / L;
           const int64_t row0 = (b * Sq + i0) * H + h;  // [b, i0, h] row of q, out, dout, dq
-          const T* qb = q + row0 * Dh;
-          const T* dob = dout + row0 * Dh;
-          transpose_tile(qt.data(), qb, ldq, M, Dh, T(1));
-          transpose_tile(dot.data(), dob, ldq, M, Dh, T(1));
+          copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, M, Dh);
+          copy_rows(doc.data(), Dh, dout + row0 * Dh, ldq, M, Dh);
+          if (dq) copy_rows(dqc.data(), Dh, dq + row0 * Dh, ldq, M, Dh);
+          transpose_tile(qt.data(), qc.data(), Dh, M, Dh, T(1));
+          transpose_tile(dot.data(), doc.data(), Dh, M, Dh, T(1));
           for (int64_t i = 0; i < M; ++i) {
-            drow[i] = row_dot(dob + i * ldq, out + (row0 + i * H) * Dh, Dh);  // D_i = rowsum(dO * O)
+            drow[i] = row_dot(doc.data() + i * Dh, out + (row0 + i * H) * Dh, Dh);  // D_i = rowsum(dO * O)
             lrow[i] = lse[(b * H + h) * Sq + i0 + i];
             rows[i] = visible_keys(q_offset + i0 + i, Sk, chunk_size, causal);
           }
@@ -377,36 +452,56 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
             const int64_t N = std::min(kTileK, jhi - j0);
             block_ranges(rows.data(), M, j0, N, rel.data());
             rows_seeing_keys(rel.data(), M, N, seen_by.data());
-            gemm_masked_cols(st.data(), kTileQ, kb + j0 * ldk, ldk, qt.data(), kTileQ, N, M, Dh, seen_by.data());
-            gemm_masked_cols(dst.data(), kTileQ, vb + j0 * ldk, ldk, dot.data(), kTileQ, N, M, Dh,
+            gemm_masked_cols(st.data(), kTileQ, kc.data() + j0 * Dh, Dh, qt.data(), kTileQ, N, M, Dh,
+                             seen_by.data());
+            gemm_masked_cols(dst.data(), kTileQ, vc.data() + j0 * Dh, Dh, dot.data(), kTileQ, N, M, Dh,
                              seen_by.data());  // dP^T
-            double dscale_block = 0;
+            // P = exp(scale * S - lse) and dS = P * (dP - D), in one pass over whole query vectors;
+            // entries the query does not see are stored as zeros (the products below sum over
+            // the union of a block of rows' ranges). dst then holds scale * dS, the gradient of
+            // the raw products q.k.
             for (int64_t j = 0; j < N; ++j) {
               const int64_t a = seen_by[j].lo, e = seen_by[j].hi;
               const T* srow = st.data() + j * kTileQ;
               T* prow = pt.data() + j * kTileQ;
               T* dsrow = dst.data() + j * kTileQ;
-              for (int64_t i = 0; i < a; ++i) prow[i] = dsrow[i] = 0;
-              for (int64_t i = e; i < M; ++i) prow[i] = dsrow[i] = 0;
-              for (int64_t i = a; i < e; ++i) {
-                prow[i] = vexp(sc_t * srow[i] - lrow[i]);
-                dsrow[i] = prow[i] * (dsrow[i] - drow[i]);  // dS = P * (dP - D)
+              for (int64_t c = 0; c < MV; ++c) {
+                if (c * L >= e || (c + 1) * L <= a) {
+                  vstore(prow + c * L, Vec<T>{});
+                  vstore(dsrow + c * L, Vec<T>{});
+                  continue;
+                }
+                Vec<T> sv = vload(srow + c * L);
+                Vec<T> p = vexp_lanes<T>(sc_t * sv - vload(lrow.data() + c * L));
+                Vec<T> ds = p * (vload(dsrow + c * L) - vload(drow.data() + c * L));
+                if (c * L < a || (c + 1) * L > e) {
+                  const auto vis = lanes_in<T>(c, a, e);
+                  p = vis ? p : Vec<T>{};
+                  ds = vis ? ds : Vec<T>{};
+                  sv = vis ? sv : Vec<T>{};
+                }
+                if (dscale) dscale_lanes += ds * sv;
+                vstore(prow + c * L, p);
+                vstore(dsrow + c * L, ds * sc_t);
               }
-              if (dscale && e > a) dscale_block += double(row_dot(dsrow + a, srow + a, e - a));
-              // From here on dst holds scale * dS, the gradient of the raw products q.k.
-              for (int64_t i = a; i < e; ++i) dsrow[i] *= sc_t;
             }
-            dscale_unit += dscale_block;
             if (dq)
-              gemm_acc_krange<T, true>(dq + row0 * Dh, ldq, dst.data(), kTileQ, kb + j0 * ldk, ldk, M, Dh, N,
+              gemm_acc_krange<T, true>(dqc.data(), Dh, dst.data(), kTileQ, kc.data() + j0 * Dh, Dh, M, Dh, N,
                                        rel.data());
-            if (dkb)
-              gemm_acc_krange<T, false>(dkb + j0 * ldk, ldk, dst.data(), kTileQ, qb, ldq, N, Dh, M, seen_by.data());
-            if (dvb)
-              gemm_acc_krange<T, false>(dvb + j0 * ldk, ldk, pt.data(), kTileQ, dob, ldq, N, Dh, M, seen_by.data());
+            if (dk)
+              gemm_acc_krange<T, false>(dkc.data() + j0 * Dh, Dh, dst.data(), kTileQ, qc.data(), Dh, N, Dh, M,
+                                        seen_by.data());
+            if (dv)
+              gemm_acc_krange<T, false>(dvc.data() + j0 * Dh, Dh, pt.data(), kTileQ, doc.data(), Dh, N, Dh, M,
+                                        seen_by.data());
           }
+          if (dq) copy_rows(dq + row0 * Dh, ldq, dqc.data(), Dh, M, Dh);
         }
       }
+      if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, Sk, Dh);
+      if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, Sk, Dh);
+      double dscale_unit = 0;
+      for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
       dscale_of_unit[unit] = dscale_unit;
     }
   }

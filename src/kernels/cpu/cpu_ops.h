@@ -22,10 +22,36 @@ void gemm_bf16_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
                         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 bool gemm_bf16_native();
 
+// Independent GEMMs with the same transposes, alpha and beta (the experts of a MoE layer): one call, one
+// parallel region for all of them. Each C equals what gemm() gives for its problem alone.
+template <typename T>
+struct GemmGroup {
+  int64_t M, N, K;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  T* C;
+  int64_t ldc;
+};
+template <typename T>
+void gemm_grouped(bool trans_a, bool trans_b, T alpha, T beta, const GemmGroup<T>* problems, int64_t n);
+void gemm_bf16_grouped(bool trans_a, bool trans_b, float alpha, float beta, const GemmGroup<float>* problems,
+                       int64_t n);
+
 template <typename T>
 void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out);
 template <typename T>
 void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out);
+
+// Grouped linear (MoE experts): rows [offsets[g], offsets[g+1]) of x go through w[g] [out, in]. Backward
+// accumulates; a null dw[g] skips that group's weight gradient.
+template <typename T>
+void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offsets, int64_t groups, int64_t in,
+                        int64_t out);
+template <typename T>
+void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
+                        int64_t groups, int64_t in, int64_t out);
 
 template <typename T>
 void embedding_fwd(T* y, const int32_t* ids, const T* table, int64_t N, int64_t V, int64_t D);
@@ -89,6 +115,10 @@ double moe_aux_loss_fwd(const T* probs, const int32_t* idx, int64_t N, int64_t E
 template <typename T>
 void moe_aux_loss_bwd(T* dprobs, double dloss, const int32_t* idx, int64_t N, int64_t E, int k);
 
+// Loss and gradient in one pass (dlogits overwritten, and may be logits itself).
+template <typename T>
+int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V,
+                                T grad_scale, int32_t ignore_index);
 template <typename T>
 int64_t cross_entropy_fwd(T* losses, T* lse, const T* logits, const int32_t* targets, int64_t N, int64_t V,
                           int32_t ignore_index);

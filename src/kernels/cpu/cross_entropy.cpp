@@ -46,7 +46,59 @@ double sum_exp(const T* x, int64_t n, T m) {
   return total;
 }
 
+// As sum_exp, also storing each exp(x[j] - m) in e[j] (e may be x itself: each x[j] is read before e[j]
+// is written).
+template <typename T>
+double sum_exp_store(const T* x, T* e, int64_t n, T m) {
+  constexpr int64_t kBlock = 512;
+  double total = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
+    T part[kLanes] = {};
+    int64_t j = b0;
+    for (; j + kLanes <= b1; j += kLanes)
+      for (int64_t w = 0; w < kLanes; ++w) {
+        const T v = vexp(x[j + w] - m);
+        e[j + w] = v;
+        part[w] += v;
+      }
+    T s = 0;
+    for (int64_t w = 0; w < kLanes; ++w) s += part[w];
+    for (; j < b1; ++j) {
+      const T v = vexp(x[j] - m);
+      e[j] = v;
+      s += v;
+    }
+    total += double(s);
+  }
+  return total;
+}
+
 }  // namespace
+
+template <typename T>
+int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V,
+                                T grad_scale, int32_t ignore_index) {
+  int64_t counted = 0;
+#pragma omp parallel for schedule(static) reduction(+ : counted) if (N * V > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* x = logits + n * V;
+    T* d = dlogits + n * V;
+    if (targets[n] == ignore_index) {
+      losses[n] = 0;
+      for (int64_t j = 0; j < V; ++j) d[j] = 0;
+      continue;
+    }
+    const T m = lane_max(x, V), xt = x[targets[n]];
+    const double s = sum_exp_store(x, d, V, m);  // the same sum as cross_entropy_fwd: the same loss bits
+    losses[n] = T(double(m) + std::log(s) - double(xt));
+    const T c = T(double(grad_scale) / s);  // softmax = exp(x - m) / s
+    for (int64_t j = 0; j < V; ++j) d[j] *= c;
+    d[targets[n]] -= grad_scale;
+    ++counted;
+  }
+  return counted;
+}
 
 template <typename T>
 int64_t cross_entropy_fwd(T* losses, T* lse, const T* logits, const int32_t* targets, int64_t N, int64_t V,
@@ -83,6 +135,10 @@ void cross_entropy_bwd(T* dlogits, const T* dlosses, const T* logits, const int3
   }
 }
 
+template int64_t cross_entropy_with_grad<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, float,
+                                                int32_t);
+template int64_t cross_entropy_with_grad<double>(double*, double*, const double*, const int32_t*, int64_t, int64_t,
+                                                 double, int32_t);
 template int64_t cross_entropy_fwd<float>(float*, float*, const float*, const int32_t*, int64_t, int64_t, int32_t);
 template int64_t cross_entropy_fwd<double>(double*, double*, const double*, const int32_t*, int64_t, int64_t,
                                            int32_t);

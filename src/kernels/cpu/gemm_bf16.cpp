@@ -185,29 +185,32 @@ void micro_kernel(int64_t nq, const uint32_t* a, const uint32_t* b, float* c, in
 }
 
 struct Plan {
+  Operand a, b;
   int64_t M, N, K, KP, panels, m_tasks, n_tasks, panels_per_task;
+  float* C;
+  int64_t ldc;
+  uint32_t* bpack;  // this problem's packed op(B)
 };
 
-void run_task(const Plan& pl, int64_t task, const Operand& a, const uint32_t* bpack, uint32_t* apack, float alpha,
-              float beta, float* C, int64_t ldc) {
+void run_task(const Plan& pl, int64_t task, uint32_t* apack, float alpha, float beta) {
   const int64_t mt = task / pl.n_tasks, nt = task % pl.n_tasks;
   const int64_t m0 = mt * kMC, mc = std::min(kMC, pl.M - m0);
   const int64_t j0 = nt * pl.panels_per_task, j1 = std::min(pl.panels, j0 + pl.panels_per_task);
   const int64_t row_panels = (mc + kMR - 1) / kMR;
   for (int64_t q0 = 0; q0 < pl.KP; q0 += kKCP) {
     const int64_t nq = std::min(kKCP, pl.KP - q0);
-    pack_a_block(apack, a, pl.K, m0, mc, q0, nq);
+    pack_a_block(apack, pl.a, pl.K, m0, mc, q0, nq);
     const float bt = q0 == 0 ? beta : 1.0f;  // later K blocks accumulate onto the first
     for (int64_t j = j0; j < j1; ++j) {
-      const uint32_t* bp = bpack + (j * pl.KP + q0) * kNR;
+      const uint32_t* bp = pl.bpack + (j * pl.KP + q0) * kNR;
       const int64_t nr = std::min<int64_t>(kNR, pl.N - j * kNR);
       for (int64_t i = 0; i < row_panels; ++i) {
-        float* ct = C + (m0 + i * kMR) * ldc + j * kNR;
+        float* ct = pl.C + (m0 + i * kMR) * pl.ldc + j * kNR;
         const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
-        if (a.trans)
-          micro_kernel<false>(nq, apack + i * kMR * kKCP, bp, ct, ldc, mr, nr, alpha, bt);
+        if (pl.a.trans)
+          micro_kernel<false>(nq, apack + i * kMR * kKCP, bp, ct, pl.ldc, mr, nr, alpha, bt);
         else
-          micro_kernel<true>(nq, apack + i * kMR * kKCP, bp, ct, ldc, mr, nr, alpha, bt);
+          micro_kernel<true>(nq, apack + i * kMR * kKCP, bp, ct, pl.ldc, mr, nr, alpha, bt);
       }
     }
   }
@@ -222,31 +225,66 @@ std::vector<uint32_t>& b_buffer() {
   return buf;
 }
 
-void gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  Plan pl{M, N, K, (K + 1) / 2, (N + kNR - 1) / kNR, (M + kMC - 1) / kMC, 1, 0};
+// Every problem of a group in one parallel region: first all B panels are packed, then the C tasks of
+// all problems are shared out dynamically. A task's result does not depend on how C was cut into tasks,
+// so a problem gives the same bits alone or in any group.
+void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {
   const int threads = omp_get_max_threads();
+  std::vector<Plan> plans;
+  int64_t m_tasks = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    const GemmGroup<float>& g = probs[p];
+    if (g.M == 0 || g.N == 0) continue;
+    if (g.K == 0) {  // nothing to multiply: C = beta C
+      for (int64_t r = 0; r < g.M; ++r)
+        for (int64_t c = 0; c < g.N; ++c) g.C[r * g.ldc + c] = beta == 0.0f ? 0.0f : beta * g.C[r * g.ldc + c];
+      continue;
+    }
+    Plan pl{{g.A, g.lda, ta}, {g.B, g.ldb, tb}, g.M, g.N, g.K, (g.K + 1) / 2, (g.N + kNR - 1) / kNR,
+            (g.M + kMC - 1) / kMC, 1, 0, g.C, g.ldc, nullptr};
+    m_tasks += pl.m_tasks;
+    plans.push_back(pl);
+  }
+  if (plans.empty()) return;
   // Enough tasks to keep every thread busy: split the columns when there are few row blocks.
-  if (pl.m_tasks < 4 * threads) pl.n_tasks = std::min(pl.panels, (4 * threads + pl.m_tasks - 1) / pl.m_tasks);
-  pl.panels_per_task = (pl.panels + pl.n_tasks - 1) / pl.n_tasks;
-  pl.n_tasks = (pl.panels + pl.panels_per_task - 1) / pl.panels_per_task;
-  const int64_t tasks = pl.m_tasks * pl.n_tasks;
-
+  const int64_t split = m_tasks < 4 * threads ? (4 * threads + m_tasks - 1) / m_tasks : 1;
+  std::vector<int64_t> task_end, panel_end;  // running totals over the plans
+  int64_t tasks = 0, panels = 0, bwords = 0;
+  for (Plan& pl : plans) {
+    pl.n_tasks = std::min(pl.panels, split);
+    pl.panels_per_task = (pl.panels + pl.n_tasks - 1) / pl.n_tasks;
+    pl.n_tasks = (pl.panels + pl.panels_per_task - 1) / pl.panels_per_task;
+    task_end.push_back(tasks += pl.m_tasks * pl.n_tasks);
+    panel_end.push_back(panels += pl.panels);
+    bwords += pl.panels * pl.KP * kNR;
+  }
   std::vector<uint32_t>& bbuf = b_buffer();
-  const size_t bsize = size_t(pl.panels * pl.KP * kNR);
-  if (bbuf.size() < bsize) bbuf.resize(bsize);
-  uint32_t* bpack = bbuf.data();
-  const Operand a{A, lda, ta}, b{B, ldb, tb};
-  const int team = int(std::min<int64_t>(threads, std::max(tasks, pl.panels)));
+  if (bbuf.size() < size_t(bwords)) bbuf.resize(size_t(bwords));
+  int64_t off = 0;
+  for (Plan& pl : plans) {
+    pl.bpack = bbuf.data() + off;
+    off += pl.panels * pl.KP * kNR;
+  }
+  auto plan_of = [](const std::vector<int64_t>& ends, int64_t i) {
+    return int64_t(std::upper_bound(ends.begin(), ends.end(), i) - ends.begin());
+  };
+  const int team = int(std::min<int64_t>(threads, std::max(tasks, panels)));
 #pragma omp parallel num_threads(team)
   {
     static thread_local std::vector<uint32_t> abuf;
     if (abuf.size() < size_t(kMC * kKCP)) abuf.resize(size_t(kMC * kKCP));
 #pragma omp for schedule(static)
-    for (int64_t j = 0; j < pl.panels; ++j)
-      pack_b_panel(bpack + j * pl.KP * kNR, b, K, pl.KP, j * kNR, std::min<int64_t>(kNR, N - j * kNR));
+    for (int64_t gj = 0; gj < panels; ++gj) {
+      const int64_t p = plan_of(panel_end, gj);
+      const Plan& pl = plans[size_t(p)];
+      const int64_t j = gj - (p ? panel_end[size_t(p - 1)] : 0);
+      pack_b_panel(pl.bpack + j * pl.KP * kNR, pl.b, pl.K, pl.KP, j * kNR, std::min<int64_t>(kNR, pl.N - j * kNR));
+    }
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) run_task(pl, t, a, bpack, abuf.data(), alpha, beta, C, ldc);
+    for (int64_t gt = 0; gt < tasks; ++gt) {
+      const int64_t p = plan_of(task_end, gt);
+      run_task(plans[size_t(p)], gt - (p ? task_end[size_t(p - 1)] : 0), abuf.data(), alpha, beta);
+    }
   }
 }
 
@@ -279,7 +317,19 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0 || !cpu_has_avx512_bf16()) return gemm_bf16_emulated(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  gemm_bf16_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const GemmGroup<float> g{M, N, K, A, lda, B, ldb, C, ldc};
+  gemm_bf16_avx512(ta, tb, alpha, beta, &g, 1);
+}
+
+void gemm_bf16_grouped(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {
+  if (!cpu_has_avx512_bf16()) {
+    for (int64_t p = 0; p < n; ++p) {
+      const GemmGroup<float>& g = probs[p];
+      gemm_bf16_emulated(ta, tb, g.M, g.N, g.K, alpha, g.A, g.lda, g.B, g.ldb, beta, g.C, g.ldc);
+    }
+    return;
+  }
+  gemm_bf16_avx512(ta, tb, alpha, beta, probs, n);
 }
 
 }  // namespace tv::cpu

@@ -1,3 +1,5 @@
+#include <vector>
+
 #include "kernels/cpu/cpu_ops.h"
 
 namespace tv::cpu {
@@ -33,5 +35,48 @@ template void linear_bwd<float>(float*, float*, float*, const float*, const floa
                                 int64_t);
 template void linear_bwd<double>(double*, double*, double*, const double*, const double*, const double*, int64_t,
                                  int64_t, int64_t);
+
+}  // namespace tv::cpu
+
+namespace tv::cpu {
+
+template <typename T>
+void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offsets, int64_t groups, int64_t in,
+                        int64_t out) {
+  std::vector<GemmGroup<T>> probs;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n > 0) probs.push_back({n, out, in, x + r0 * in, in, w[g], in, y + r0 * out, out});
+  }
+  gemm_grouped<T>(false, true, T(1), T(0), probs.data(), int64_t(probs.size()));
+}
+
+template <typename T>
+void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
+                        int64_t groups, int64_t in, int64_t out) {
+  std::vector<GemmGroup<T>> probs;
+  if (dx) {  // dx[rows of g] += dy[rows of g] @ w[g]
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+      if (n > 0) probs.push_back({n, in, out, dy + r0 * out, out, w[g], in, dx + r0 * in, in});
+    }
+    gemm_grouped<T>(false, false, T(1), T(1), probs.data(), int64_t(probs.size()));
+  }
+  probs.clear();
+  for (int64_t g = 0; g < groups; ++g) {  // dw[g] += dy[rows of g]^T @ x[rows of g]
+    const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    if (n > 0 && dw[g]) probs.push_back({out, in, n, dy + r0 * out, out, x + r0 * in, in, dw[g], in});
+  }
+  gemm_grouped<T>(true, false, T(1), T(1), probs.data(), int64_t(probs.size()));
+}
+
+template void linear_grouped_fwd<float>(float*, const float*, const float* const*, const int64_t*, int64_t, int64_t,
+                                        int64_t);
+template void linear_grouped_fwd<double>(double*, const double*, const double* const*, const int64_t*, int64_t,
+                                         int64_t, int64_t);
+template void linear_grouped_bwd<float>(float*, float* const*, const float*, const float*, const float* const*,
+                                        const int64_t*, int64_t, int64_t, int64_t);
+template void linear_grouped_bwd<double>(double*, double* const*, const double*, const double*, const double* const*,
+                                         const int64_t*, int64_t, int64_t, int64_t);
 
 }  // namespace tv::cpu

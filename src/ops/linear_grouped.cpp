@@ -1,0 +1,80 @@
+#include "core/ops.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
+#include "ops/dispatch.h"
+
+namespace tv::ops {
+
+namespace {
+
+void check_grouped(const char* op, const Tensor& x, const std::vector<const Tensor*>& w,
+                   const std::vector<int64_t>& offsets, const Tensor& y) {
+  TV_CHECK(x.ndim() == 2, op, ": x [rows, in] expected, got ", x.describe());
+  TV_CHECK(!w.empty() && offsets.size() == w.size() + 1, op, ": ", w.size(), " weights need ", w.size() + 1,
+           " offsets, got ", offsets.size());
+  TV_CHECK(offsets.front() == 0 && offsets.back() == x.size(0), op, ": offsets must run from 0 to the ", x.size(0),
+           " rows of x, got ", offsets.front(), "..", offsets.back());
+  for (size_t g = 0; g + 1 < offsets.size(); ++g)
+    TV_CHECK(offsets[g] <= offsets[g + 1], op, ": offsets must not decrease (group ", g, ")");
+  const int64_t in = x.size(1);
+  TV_CHECK(w[0] != nullptr, op, ": null weight");
+  const int64_t out = w[0]->size(0);
+  for (const Tensor* t : w) {
+    TV_CHECK(t != nullptr, op, ": null weight");
+    check_shape(*t, {out, in}, op, "w[g]");
+    check_same_dtype(x, *t, op);
+    check_contiguous(*t, op, "w[g]");
+  }
+  check_shape(y, {x.size(0), out}, op, "y");
+  check_same_dtype(x, y, op);
+  check_contiguous(x, op, "x");
+  check_contiguous(y, op, "y");
+  require_cpu(common_device(op, &x, &y), op);
+  for (const Tensor* t : w) require_cpu(common_device(op, t), op);
+}
+
+template <typename T>
+std::vector<const T*> weight_ptrs(const std::vector<const Tensor*>& w) {
+  std::vector<const T*> p;
+  for (const Tensor* t : w) p.push_back(t->data<T>());
+  return p;
+}
+
+}  // namespace
+
+void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
+                        const std::vector<int64_t>& offsets) {
+  const char* op = "linear_grouped_fwd";
+  check_grouped(op, x, w, offsets, y);
+  TV_DISPATCH_FLOAT(x.dtype(), op,
+                    cpu::linear_grouped_fwd<T>(y.data<T>(), x.data<T>(), weight_ptrs<T>(w).data(), offsets.data(),
+                                               int64_t(w.size()), x.size(1), y.size(1)));
+}
+
+void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
+                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets) {
+  const char* op = "linear_grouped_bwd";
+  check_grouped(op, x, w, offsets, dy);
+  TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
+  if (dx) {
+    check_shape(*dx, x.shape(), op, "dx");
+    check_same_dtype(x, *dx, op);
+    check_contiguous(*dx, op, "dx");
+    require_cpu(common_device(op, dx), op);
+  }
+  for (size_t g = 0; g < dw.size(); ++g)
+    if (dw[g]) {
+      check_shape(*dw[g], w[g]->shape(), op, "dw[g]");
+      check_same_dtype(x, *dw[g], op);
+      check_contiguous(*dw[g], op, "dw[g]");
+      require_cpu(common_device(op, dw[g]), op);
+    }
+  TV_DISPATCH_FLOAT(x.dtype(), op, {
+    std::vector<T*> dwp;
+    for (Tensor* t : dw) dwp.push_back(t ? t->data<T>() : nullptr);
+    cpu::linear_grouped_bwd<T>(dx ? dx->data<T>() : nullptr, dwp.data(), dy.data<T>(), x.data<T>(),
+                               weight_ptrs<T>(w).data(), offsets.data(), int64_t(w.size()), x.size(1), dy.size(1));
+  });
+}
+
+}  // namespace tv::ops
