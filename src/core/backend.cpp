@@ -86,7 +86,20 @@ void cpu_free(void* p) {
   c.free_blocks.emplace(rounded, p);
   c.cached += rounded;
 }
-void cpu_memset_zero(void* p, size_t n) { std::memset(p, 0, n); }
+// Zeroing gradient and accumulator buffers is a sizeable part of a step; large ones are split across threads.
+void cpu_memset_zero(void* p, size_t n) {
+  constexpr size_t kPiece = size_t(1) << 20;
+  if (n < 4 * kPiece) {
+    std::memset(p, 0, n);
+    return;
+  }
+  const int64_t pieces = int64_t((n + kPiece - 1) / kPiece);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < pieces; ++i) {
+    const size_t off = size_t(i) * kPiece;
+    std::memset(static_cast<char*>(p) + off, 0, std::min(kPiece, n - off));
+  }
+}
 void cpu_copy(void* dst, const void* src, size_t n) { if (n) std::memcpy(dst, src, n); }
 void cpu_sync() {}
 

@@ -17,7 +17,10 @@
 // output). Memory: per-thread tile buffers only.
 // Backward: one work item per (batch, kv head); it loops over the query heads of its group, so the
 // dK and dV rows it accumulates (and the dQ rows) belong to it alone: no atomics, no reduction.
-// Probabilities are recomputed from the saved lse: P = exp(scale * q.k - lse).
+// Probabilities are recomputed from the saved lse: P = exp(scale * q.k - lse). The item works on
+// contiguous copies of its K, V, dK, dV rows and of each tile's Q, dO, dQ rows (see there why).
+// The softmax passes of both run on whole vectors of queries with lane masks (see "vectors of
+// queries" below).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -64,9 +67,11 @@ struct VecOf<double> {
 template <typename T>
 using Vec = typename VecOf<T>::type;
 
+// Kept out of line: inlined into the kernels it lost registers to the code around it.
 template <typename T, bool TransA, bool Acc, int R, int NV>
-__attribute__((noinline)) void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda, const T* __restrict B,
-                       int64_t ldb, int64_t i, int64_t n0, int64_t k0, int64_t k1) {
+__attribute__((noinline)) void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda,
+                                          const T* __restrict B, int64_t ldb, int64_t i, int64_t n0, int64_t k0,
+                                          int64_t k1) {
   constexpr int64_t L = 32 / sizeof(T);
   Vec<T> acc[R][NV];
   for (int r = 0; r < R; ++r)
@@ -209,19 +214,7 @@ void rows_seeing_keys(const Range* rel, int64_t M, int64_t N, Range* out) {
 
 // ---- row helpers ---------------------------------------------------------------------------------
 
-// Sum of x[0..n) in 8 interleaved partial sums (vectorisable without reassociation).
-template <typename T>
-T row_sum(const T* x, int64_t n) {
-  T part[8] = {};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int w = 0; w < 8; ++w) part[w] += x[j + w];
-  T s = 0;
-  for (int w = 0; w < 8; ++w) s += part[w];
-  for (; j < n; ++j) s += x[j];
-  return s;
-}
-
+// Dot product in 8 interleaved partial sums (vectorisable without reassociation).
 template <typename T>
 T row_dot(const T* x, const T* y, int64_t n) {
   T part[8] = {};
@@ -232,19 +225,6 @@ T row_dot(const T* x, const T* y, int64_t n) {
   for (int w = 0; w < 8; ++w) s += part[w];
   for (; j < n; ++j) s += x[j] * y[j];
   return s;
-}
-
-template <typename T>
-T row_max(const T* x, int64_t n) {
-  T part[8];
-  for (int w = 0; w < 8; ++w) part[w] = -std::numeric_limits<T>::infinity();
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int w = 0; w < 8; ++w) part[w] = x[j + w] > part[w] ? x[j + w] : part[w];
-  T m = part[0];
-  for (int w = 1; w < 8; ++w) m = part[w] > m ? part[w] : m;
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
-  return m;
 }
 
 // ---- vectors of queries ---------------------------------------------------------------------------
@@ -274,7 +254,7 @@ inline auto lanes_in(int64_t c, int64_t lo, int64_t hi) {
   for (int64_t w = 0; w < L; ++w) lane[w] = T(w);
   return (lane >= splat(T(lo - c * L))) & (lane < splat(T(hi - c * L)));
 }
-// vexp lane by lane: a fixed-length loop GCC turns into one SIMD evaluation (std::exp for double).
+// vexp on a vector. Double: std::exp lane by lane (the double kernels serve gradient checks only).
 template <typename T>
 inline Vec<T> vexp_lanes(Vec<T> x) {
   constexpr int L = 32 / sizeof(T);
@@ -283,6 +263,30 @@ inline Vec<T> vexp_lanes(Vec<T> x) {
   for (int w = 0; w < L; ++w) t[w] = vexp(t[w]);
   std::memcpy(&x, t, sizeof(x));
   return x;
+}
+// Float: vexp's arithmetic written on vectors, equal to it bit for bit for every non-NaN x (NaN
+// still gives NaN). The clamp to [-88, 88.3] is two vector selects here, where vexp's scalar form
+// needs an integer order key (about a third of its instructions); the exponentials are the
+// largest cost in these kernels after the tile products. Keep in step with vec_exp.h.
+template <>
+inline Vec<float> vexp_lanes<float>(Vec<float> x) {
+  typedef int32_t IVec __attribute__((vector_size(32)));
+  x = x < splat(-88.0f) ? splat(-88.0f) : x;  // NaN compares false and passes through
+  x = x > splat(88.3f) ? splat(88.3f) : x;
+  const Vec<float> shifter = splat(12582912.0f);
+  const Vec<float> t = x * 1.44269504088896341f + shifter;
+  const Vec<float> n = t - shifter;
+  Vec<float> r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  Vec<float> p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const IVec ni = (IVec)t - (IVec)shifter;
+  return p * (Vec<float>)((ni + 127) << 23);
 }
 
 // n rows of Dh values, ld apart, copied between a strided view and a contiguous buffer.
