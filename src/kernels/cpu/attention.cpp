@@ -267,26 +267,13 @@ inline Vec<T> vexp_lanes(Vec<T> x) {
 // Float: vexp's arithmetic written on vectors, equal to it bit for bit for every non-NaN x (NaN
 // still gives NaN). The clamp to [-88, 88.3] is two vector selects here, where vexp's scalar form
 // needs an integer order key (about a third of its instructions); the exponentials are the
-// largest cost in these kernels after the tile products. Keep in step with vec_exp.h.
+// largest cost in these kernels after the tile products.
 template <>
 inline Vec<float> vexp_lanes<float>(Vec<float> x) {
   typedef int32_t IVec __attribute__((vector_size(32)));
   x = x < splat(-88.0f) ? splat(-88.0f) : x;  // NaN compares false and passes through
   x = x > splat(88.3f) ? splat(88.3f) : x;
-  const Vec<float> shifter = splat(12582912.0f);
-  const Vec<float> t = x * 1.44269504088896341f + shifter;
-  const Vec<float> n = t - shifter;
-  Vec<float> r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  Vec<float> p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const IVec ni = (IVec)t - (IVec)shifter;
-  return p * (Vec<float>)((ni + 127) << 23);
+  return exp_clamped<Vec<float>, IVec>(x);
 }
 
 // n rows of Dh values, ld apart, copied between a strided view and a contiguous buffer.

@@ -27,29 +27,10 @@ T lane_max(const T* x, int64_t n) {
   return m;
 }
 
-// sum_j exp(x[j] - m), in double across blocks.
-template <typename T>
-double sum_exp(const T* x, int64_t n, T m) {
-  constexpr int64_t kBlock = 512;
-  double total = 0;
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-    T part[kLanes] = {};
-    int64_t j = b0;
-    for (; j + kLanes <= b1; j += kLanes)
-      for (int64_t w = 0; w < kLanes; ++w) part[w] += vexp(x[j + w] - m);
-    T s = 0;
-    for (int64_t w = 0; w < kLanes; ++w) s += part[w];
-    for (; j < b1; ++j) s += vexp(x[j] - m);
-    total += double(s);
-  }
-  return total;
-}
-
-// As sum_exp, also storing each exp(x[j] - m) in e[j] (e may be x itself: each x[j] is read before e[j]
-// is written).
-template <typename T>
-double sum_exp_store(const T* x, T* e, int64_t n, T m) {
+// sum_j exp(x[j] - m), in double across blocks; with kStore, each exp(x[j] - m) is also written to e[j]
+// (e may be x itself: each x[j] is read before e[j] is written).
+template <bool kStore, typename T>
+double sum_exp(const T* x, T* e, int64_t n, T m) {
   constexpr int64_t kBlock = 512;
   double total = 0;
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
@@ -59,14 +40,14 @@ double sum_exp_store(const T* x, T* e, int64_t n, T m) {
     for (; j + kLanes <= b1; j += kLanes)
       for (int64_t w = 0; w < kLanes; ++w) {
         const T v = vexp(x[j + w] - m);
-        e[j + w] = v;
+        if (kStore) e[j + w] = v;
         part[w] += v;
       }
     T s = 0;
     for (int64_t w = 0; w < kLanes; ++w) s += part[w];
     for (; j < b1; ++j) {
       const T v = vexp(x[j] - m);
-      e[j] = v;
+      if (kStore) e[j] = v;
       s += v;
     }
     total += double(s);
@@ -90,7 +71,7 @@ int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const in
       continue;
     }
     const T m = lane_max(x, V), xt = x[targets[n]];
-    const double s = sum_exp_store(x, d, V, m);  // the same sum as cross_entropy_fwd: the same loss bits
+    const double s = sum_exp<true>(x, d, V, m);  // the same sum as cross_entropy_fwd: the same loss bits
     losses[n] = T(double(m) + std::log(s) - double(xt));
     const T c = T(double(grad_scale) / s);  // softmax = exp(x - m) / s
     for (int64_t j = 0; j < V; ++j) d[j] *= c;
@@ -113,7 +94,7 @@ int64_t cross_entropy_fwd(T* losses, T* lse, const T* logits, const int32_t* tar
     }
     const T* x = logits + n * V;
     const T m = lane_max(x, V);
-    const double l = double(m) + std::log(sum_exp(x, V, m));
+    const double l = double(m) + std::log(sum_exp<false>(x, static_cast<T*>(nullptr), V, m));
     lse[n] = T(l);
     losses[n] = T(l - double(x[targets[n]]));
     ++counted;

@@ -16,6 +16,27 @@ namespace tv::cpu {
 // Maps float bits to an int whose signed order is the float order (negative floats reversed).
 inline int32_t float_order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
 
+// exp(x) for x already clamped to [-88, 88.3], on a float (I = int32_t) or a GCC vector of floats (I the
+// int vector of the same width): the reduction and polynomial shared by the scalar and vector forms.
+template <typename F, typename I>
+inline F exp_clamped(F x) {
+  // n = round(x / ln2) by the 1.5 * 2^23 shifter (round to nearest, no floor call).
+  const F shifter = F{} + 12582912.0f;
+  const F t = x * 1.44269504088896341f + shifter;
+  const F n = t - shifter;
+  F r = x - n * 0.693359375f;  // ln2 in two parts
+  r = r - n * -2.12194440e-4f;
+  F p = F{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I ni = std::bit_cast<I>(t) - std::bit_cast<I>(shifter);
+  return p * std::bit_cast<F>((ni + 127) << 23);
+}
+
 inline float vexp(float x) {
   const int32_t key_lo = float_order_key(std::bit_cast<int32_t>(-88.0f));  // n = -127: 2^n bits are 0
   const int32_t key_hi = float_order_key(std::bit_cast<int32_t>(88.3f));   // n <= 127: no overflow
@@ -25,21 +46,7 @@ inline float vexp(float x) {
   key = key < key_lo ? key_lo : key;
   key = key > key_hi ? key_hi : key;
   x = std::bit_cast<float>(float_order_key(key));  // the key map is its own inverse
-  // n = round(x / ln2) by the 1.5 * 2^23 shifter (round to nearest, no floor call).
-  const float shifter = 12582912.0f;
-  float t = x * 1.44269504088896341f + shifter;
-  float n = t - shifter;
-  float r = x - n * 0.693359375f;  // ln2 in two parts
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(shifter);
-  float y = p * std::bit_cast<float>((ni + 127) << 23);
+  const float y = exp_clamped<float, int32_t>(x);
   return std::bit_cast<float>(std::bit_cast<int32_t>(y) | nan_bits);
 }
 
