@@ -40,8 +40,12 @@ TrainResult pretrain(const PretrainOptions& a) {
          info.id_source.empty() ? std::string("tokenizer") : info.id_source, ")");
   TokenWindows windows(stream, mc.max_seq_len, val_fraction, cfg.get_bool("shuffle", false), seed);
   if (!a.quiet)
-    std::fprintf(stderr, "pretrain: %lld tokens (%lld documents), %lld training and %lld validation windows of %lld\n",
-               (long long)info.tokens, (long long)info.documents, (long long)windows.train_windows(),
+    std::fprintf(stderr, "pretrain: %lld tokens (%s), %lld training and %lld validation windows of %lld\n",
+               (long long)info.tokens,
+               (info.shards ? std::to_string(info.shards) + " shard file(s)"
+                            : std::to_string(info.documents) + " documents")
+                   .c_str(),
+               (long long)windows.train_windows(),
                (long long)windows.val_windows(), (long long)mc.max_seq_len);
 
   ParamStore params;
