@@ -29,6 +29,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/grain.h"
+#include "kernels/cpu/vec.h"
 #include "kernels/cpu/vec_exp.h"
 
 namespace tv::cpu {
@@ -54,19 +55,6 @@ struct Range {
 //   union of its rows' ranges. With Acc a block whose union is empty is left untouched.
 // - cols[i]: the columns that row i needs; a strip of columns is computed only for the rows whose
 //   range meets it (the other entries of C are left undefined: the caller masks them).
-template <typename T>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  typedef float type __attribute__((vector_size(32)));
-};
-template <>
-struct VecOf<double> {
-  typedef double type __attribute__((vector_size(32)));
-};
-template <typename T>
-using Vec = typename VecOf<T>::type;
-
 // Kept out of line: inlined into the kernels it lost registers to the code around it.
 template <typename T, bool TransA, bool Acc, int R, int NV>
 __attribute__((noinline)) void gemm_block(T* __restrict C, int64_t ldc, const T* __restrict A, int64_t lda,
@@ -232,20 +220,6 @@ T row_dot(const T* x, const T* y, int64_t n) {
 // a vector that do not see the key are masked by lane index (a select, so garbage or NaN in masked
 // lanes never leaks). Variable-length scalar loops over [lo, hi) spent most of their time in
 // remainders and were not vectorised at all for the max (a float compare GCC will not if-convert).
-template <typename T>
-inline Vec<T> vload(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename T>
-inline void vstore(T* p, Vec<T> v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-template <typename T>
-inline Vec<T> splat(T x) {
-  return Vec<T>{} + x;
-}
 // Lane i of vector c holds query c * L + i; true where lo <= query < hi.
 template <typename T>
 inline auto lanes_in(int64_t c, int64_t lo, int64_t hi) {
@@ -254,28 +228,6 @@ inline auto lanes_in(int64_t c, int64_t lo, int64_t hi) {
   for (int64_t w = 0; w < L; ++w) lane[w] = T(w);
   return (lane >= splat(T(lo - c * L))) & (lane < splat(T(hi - c * L)));
 }
-// vexp on a vector. Double: std::exp lane by lane (the double kernels serve gradient checks only).
-template <typename T>
-inline Vec<T> vexp_lanes(Vec<T> x) {
-  constexpr int L = 32 / sizeof(T);
-  T t[L];
-  std::memcpy(t, &x, sizeof(x));
-  for (int w = 0; w < L; ++w) t[w] = vexp(t[w]);
-  std::memcpy(&x, t, sizeof(x));
-  return x;
-}
-// Float: vexp's arithmetic written on vectors, equal to it bit for bit for every non-NaN x (NaN
-// still gives NaN). The clamp to [-88, 88.3] is two vector selects here, where vexp's scalar form
-// needs an integer order key (about a third of its instructions); the exponentials are the
-// largest cost in these kernels after the tile products.
-template <>
-inline Vec<float> vexp_lanes<float>(Vec<float> x) {
-  typedef int32_t IVec __attribute__((vector_size(32)));
-  x = x < splat(-88.0f) ? splat(-88.0f) : x;  // NaN compares false and passes through
-  x = x > splat(88.3f) ? splat(88.3f) : x;
-  return exp_clamped<Vec<float>, IVec>(x);
-}
-
 // n rows of Dh values, ld apart, copied between a strided view and a contiguous buffer.
 // Whole vectors inline where Dh allows: a memcpy call per 128-byte row cost more than the copy.
 template <typename T>

@@ -7,48 +7,57 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/grain.h"
+#include "kernels/cpu/vec.h"
 #include "kernels/cpu/vec_exp.h"
 
 namespace tv::cpu {
 namespace {
 
+// 16 partial results per row (two float vectors, four double ones), combined in lane order at the end.
 constexpr int64_t kLanes = 16;
 
 template <typename T>
 T lane_max(const T* x, int64_t n) {
-  T part[kLanes];
-  for (int64_t w = 0; w < kLanes; ++w) part[w] = -std::numeric_limits<T>::infinity();
+  constexpr int64_t L = 32 / sizeof(T), NV = kLanes / L;
+  Vec<T> part[NV];
+  for (auto& p : part) p = splat(-std::numeric_limits<T>::infinity());
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int64_t w = 0; w < kLanes; ++w) part[w] = x[j + w] > part[w] ? x[j + w] : part[w];
+    for (int64_t v = 0; v < NV; ++v) {
+      const Vec<T> xv = vload(x + j + v * L);
+      part[v] = xv > part[v] ? xv : part[v];
+    }
   T m = -std::numeric_limits<T>::infinity();
-  for (int64_t w = 0; w < kLanes; ++w) m = part[w] > m ? part[w] : m;
+  for (int64_t v = 0; v < NV; ++v)
+    for (int64_t l = 0; l < L; ++l) m = part[v][l] > m ? part[v][l] : m;
   for (; j < n; ++j) m = x[j] > m ? x[j] : m;
   return m;
 }
 
-// sum_j exp(x[j] - m), in double across blocks; with kStore, each exp(x[j] - m) is also written to e[j]
-// (e may be x itself: each x[j] is read before e[j] is written).
+// sum_j exp(x[j] - m), in double across blocks of 512; with kStore, each exp(x[j] - m) is also written
+// to e[j] (e may be x itself: each x[j] is read before e[j] is written).
 template <bool kStore, typename T>
 double sum_exp(const T* x, T* e, int64_t n, T m) {
-  constexpr int64_t kBlock = 512;
+  constexpr int64_t kBlock = 512, L = 32 / sizeof(T), NV = kLanes / L;
+  const Vec<T> mv = splat(m);
   double total = 0;
   for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
     const int64_t b1 = b0 + kBlock < n ? b0 + kBlock : n;
-    T part[kLanes] = {};
+    Vec<T> part[NV] = {};
     int64_t j = b0;
     for (; j + kLanes <= b1; j += kLanes)
-      for (int64_t w = 0; w < kLanes; ++w) {
-        const T v = vexp(x[j + w] - m);
-        if (kStore) e[j + w] = v;
-        part[w] += v;
+      for (int64_t v = 0; v < NV; ++v) {
+        const Vec<T> ev = vexp_lanes<T>(vload(x + j + v * L) - mv);
+        if (kStore) vstore(e + j + v * L, ev);
+        part[v] += ev;
       }
     T s = 0;
-    for (int64_t w = 0; w < kLanes; ++w) s += part[w];
+    for (int64_t v = 0; v < NV; ++v)
+      for (int64_t l = 0; l < L; ++l) s += part[v][l];
     for (; j < b1; ++j) {
-      const T v = vexp(x[j] - m);
-      if (kStore) e[j] = v;
-      s += v;
+      const T ev = vexp(x[j] - m);
+      if (kStore) e[j] = ev;
+      s += ev;
     }
     total += double(s);
   }
@@ -74,7 +83,7 @@ int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const in
     const double s = sum_exp<true>(x, d, V, m);  // the same sum as cross_entropy_fwd: the same loss bits
     losses[n] = T(double(m) + std::log(s) - double(xt));
     const T c = T(double(grad_scale) / s);  // softmax = exp(x - m) / s
-    for (int64_t j = 0; j < V; ++j) d[j] *= c;
+    for (int64_t j = 0; j < V; ++j) d[j] *= c;  // (auto-vectorised)
     d[targets[n]] -= grad_scale;
     ++counted;
   }
@@ -111,7 +120,10 @@ void cross_entropy_bwd(T* dlogits, const T* dlosses, const T* logits, const int3
     const T g = dlosses[n], l = lse[n];
     const T* x = logits + n * V;
     T* d = dlogits + n * V;
-    for (int64_t j = 0; j < V; ++j) d[j] += g * vexp(x[j] - l);
+    constexpr int64_t L = 32 / sizeof(T);
+    int64_t j = 0;
+    for (; j + L <= V; j += L) vstore(d + j, vload(d + j) + splat(g) * vexp_lanes<T>(vload(x + j) - splat(l)));
+    for (; j < V; ++j) d[j] += g * vexp(x[j] - l);
     d[targets[n]] -= g;
   }
 }
