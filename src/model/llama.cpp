@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops.h"
+#include "core/precision.h"
 
 namespace tv {
 
@@ -348,6 +349,11 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   if (!dx) lse = Tensor::empty({n}, x.dtype(), x.device());
   // With the backward, the loss and its gradient come from one pass that overwrites the logits.
   Tensor logits = Tensor::empty({std::min(n, head_chunk_rows_), V}, x.dtype(), x.device());
+  // With bf16 matmuls the two products that read the logits' gradient round it to bf16 anyway: writing
+  // it in bf16 gives the same bits and halves what they read.
+  Tensor dl16;
+  if (dx && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16)
+    dl16 = Tensor::empty({std::min(n, head_chunk_rows_), V}, DType::BF16, x.device());
   for (int64_t r0 = 0; r0 < n; r0 += head_chunk_rows_) {
     const int64_t m = std::min(head_chunk_rows_, n - r0);
     Tensor lg = logits.narrow(0, 0, m), xc = xn.narrow(0, r0, m), tc = tflat.narrow(0, r0, m);
@@ -358,9 +364,16 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
       ops::cross_entropy_fwd(lc, sc, lg, tc);
       continue;
     }
-    ops::cross_entropy_with_grad(lc, lg, lg, tc, r.count ? 1.0 / double(r.count) : 0.0);
+    const double scale = r.count ? 1.0 / double(r.count) : 0.0;
     Tensor dxc = dxn.narrow(0, r0, m);
-    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value);
+    if (dl16.defined()) {
+      Tensor d = dl16.narrow(0, 0, m);
+      ops::cross_entropy_with_grad(lc, d, lg, tc, scale);
+      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value);
+    } else {
+      ops::cross_entropy_with_grad(lc, lg, lg, tc, scale);
+      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value);
+    }
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
   Tensor ht = targets.to(Device::CPU);

@@ -63,10 +63,14 @@ int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& l
   check_cross_entropy(op, logits, targets, ignore_index);
   check_row_vector(op, losses, logits, "losses");
   check_shape(dlogits, logits.shape(), op, "dlogits");
-  check_same_dtype(logits, dlogits, op);
   check_contiguous(dlogits, op, "dlogits");
   require_cpu(common_device(op, &losses, &dlogits, &logits, &targets), op);
   int64_t counted = 0;
+  if (dlogits.dtype() == DType::BF16 && logits.dtype() == DType::F32)  // the gradient for bf16 products
+    return cpu::cross_entropy_with_grad_bf16(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
+                                             logits.data<float>(), targets.data<int32_t>(), logits.size(0),
+                                             logits.size(1), float(grad_scale), ignore_index);
+  check_same_dtype(logits, dlogits, op);
   TV_DISPATCH_FLOAT(logits.dtype(), op,
                     counted = cpu::cross_entropy_with_grad<T>(losses.data<T>(), dlogits.data<T>(), logits.data<T>(),
                                                               targets.data<int32_t>(), logits.size(0), logits.size(1),

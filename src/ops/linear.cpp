@@ -1,5 +1,6 @@
 #include "core/ops.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
@@ -47,6 +48,21 @@ void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
 
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w) {
   const char* op = "linear_bwd";
+  if (dy.dtype() == DType::BF16 && x.dtype() == DType::F32) {  // bf16 gradient: bf16 products
+    TV_CHECK(x.ndim() == 2 && w.ndim() == 2 && w.size(1) == x.size(1), op, ": x [N,in] and w [out,in] expected, got ",
+             x.describe(), ", ", w.describe());
+    check_shape(dy, {x.size(0), w.size(0)}, op, "dy");
+    check_same_dtype(x, w, op);
+    for (const Tensor* t : {&x, &w, &dy}) check_contiguous(*t, op, "argument");
+    TV_CHECK(!db, op, ": a bias gradient from a bf16 dy is not supported");
+    if (dx) check_like(*dx, x, op, "dx");
+    if (dw) check_like(*dw, w, op, "dw");
+    require_cpu(common_device(op, &dy, &x, &w, dx, dw), op);
+    cpu::linear_bwd_bf16dy(dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+                           reinterpret_cast<const uint16_t*>(dy.raw()), x.data<float>(), w.data<float>(), x.size(0),
+                           x.size(1), w.size(0));
+    return;
+  }
   check_linear(op, x, w, nullptr, dy);
   if (dx) check_shape(*dx, x.shape(), op, "dx");
   if (dw) check_shape(*dw, w.shape(), op, "dw");

@@ -5,12 +5,14 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "core/ops.h"
 #include "core/precision.h"
 #include "core/rng.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace {
@@ -137,3 +139,29 @@ TEST(GemmBf16, PrecisionSettingRoutesFloatGemms) {
 }
 
 }  // namespace
+
+namespace {
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+}  // namespace
+
+// op(A) handed over in bf16 (rounded as the kernels round) gives the bits of the fp32-A call.
+TEST(GemmBf16, BfloatAEqualsRoundedFloatA) {
+  uint64_t seed = 300;
+  for (const Case& c : cases()) {
+    tv::Rng rng(seed++);
+    const int64_t ar = c.ta ? c.K : c.M, ac = c.ta ? c.M : c.K, br = c.tb ? c.N : c.K, bc = c.tb ? c.K : c.N;
+    const int64_t lda = ac + 1, ldb = bc + 2, ldc = c.N;
+    std::vector<float> A(size_t(ar * lda)), B(size_t(br * ldb)), C1(size_t(c.M * ldc)), C2;
+    std::vector<uint16_t> A16(A.size());
+    for (auto& v : A) v = float(rng.uniform() * 2 - 1);
+    for (auto& v : B) v = float(rng.uniform() * 2 - 1);
+    for (auto& v : C1) v = float(rng.uniform());
+    for (size_t i = 0; i < A.size(); ++i) A16[i] = tv::cpu::bf16_round(A[i]);
+    C2 = C1;
+    tv::cpu::gemm_bf16(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, 0.5f, C1.data(), ldc);
+    tv::cpu::gemm_bf16_a16(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A16.data(), lda, B.data(), ldb, 0.5f, C2.data(), ldc);
+    EXPECT_TRUE(same_bits(C1, C2)) << "ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K;
+  }
+}

@@ -1,8 +1,11 @@
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "core/ops.h"
+#include "core/precision.h"
+#include "kernels/cpu/bf16.h"
 #include "harness/op_test.h"
 
 using namespace tv;
@@ -175,4 +178,28 @@ TV_OP_TEST(cross_entropy_with_grad, forward, GradientIsTheLossDerivative) {
     return s;
   };
   tvtest::expect_gradients(loss, {{"logits", &logits, &d}});
+}
+
+// With a bf16 dlogits tensor: the losses are the same bits, the gradient is the bf16 rounding (as the bf16
+// GEMMs round) of the float one, and linear_bwd takes it as the float gradient in bf16 matmul precision.
+TV_OP_TEST(cross_entropy_with_grad, forward, BfloatGradientFeedsTheBfloatLinearBackward) {
+  Rng rng(23);
+  const int64_t N = 6, V = 300, D = 20;
+  Tensor logits = tvtest::rand_tensor({N, V}, DType::F32, rng, -5, 5);
+  Tensor targets = Tensor::from_i32({N}, {3, -100, 299, 0, 150, 7});
+  Tensor l32 = Tensor::empty({N}), l16 = Tensor::empty({N}), d32 = Tensor::empty({N, V});
+  Tensor d16 = Tensor::empty({N, V}, DType::BF16);
+  EXPECT_EQ(ops::cross_entropy_with_grad(l32, d32, logits, targets, 0.2), 5);
+  EXPECT_EQ(ops::cross_entropy_with_grad(l16, d16, logits, targets, 0.2), 5);
+  for (int64_t n = 0; n < N; ++n) EXPECT_EQ(at(l16, n), at(l32, n));
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(d16.raw());
+  for (int64_t i = 0; i < N * V; ++i) ASSERT_EQ(h[i], cpu::bf16_round(d32.data<float>()[i])) << "element " << i;
+
+  MatmulPrecisionScope bf16(MatmulPrecision::BF16);
+  Tensor x = tvtest::rand_tensor({N, D}, DType::F32, rng), w = tvtest::rand_tensor({V, D}, DType::F32, rng);
+  Tensor dx32 = Tensor::zeros({N, D}), dw32 = Tensor::zeros({V, D}), dx16 = dx32.clone(), dw16 = dw32.clone();
+  ops::linear_bwd(&dx32, &dw32, nullptr, d32, x, w);
+  ops::linear_bwd(&dx16, &dw16, nullptr, d16, x, w);
+  EXPECT_EQ(std::memcmp(dx32.raw(), dx16.raw(), size_t(N * D) * 4), 0) << "dx";
+  EXPECT_EQ(std::memcmp(dw32.raw(), dw16.raw(), size_t(V * D) * 4), 0) << "dw";
 }

@@ -21,6 +21,9 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 void gemm_bf16_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 bool gemm_bf16_native();
+// gemm_bf16 with op(A) already in bf16 (bits as bf16_round in kernels/cpu/bf16.h gives them).
+void gemm_bf16_a16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // Independent GEMMs with the same transposes, alpha and beta (the experts of a MoE layer): one call, one
 // parallel region for all of them. Each C equals what gemm() gives for its problem alone.
@@ -43,6 +46,9 @@ template <typename T>
 void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out);
 template <typename T>
 void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out);
+// The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
+void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
+                       int64_t in, int64_t out);
 
 // Grouped linear (MoE experts): rows [offsets[g], offsets[g+1]) of x go through w[g] [out, in]. Backward
 // accumulates; a null dw[g] skips that group's weight gradient.
@@ -116,6 +122,9 @@ template <typename T>
 void moe_aux_loss_bwd(T* dprobs, double dloss, const int32_t* idx, int64_t N, int64_t E, int k);
 
 // Loss and gradient in one pass (dlogits overwritten, and may be logits itself).
+// ... with the gradient written in bf16 (bf16_round of what the float version writes); logits untouched.
+int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* logits, const int32_t* targets,
+                                     int64_t N, int64_t V, float grad_scale, int32_t ignore_index);
 template <typename T>
 int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V,
                                 T grad_scale, int32_t ignore_index);

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <limits>
 
+#include <vector>
+
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/grain.h"
 #include "kernels/cpu/vec.h"
@@ -86,6 +89,33 @@ int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const in
     for (int64_t j = 0; j < V; ++j) d[j] *= c;  // (auto-vectorised)
     d[targets[n]] -= grad_scale;
     ++counted;
+  }
+  return counted;
+}
+
+int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* logits, const int32_t* targets,
+                                     int64_t N, int64_t V, float grad_scale, int32_t ignore_index) {
+  int64_t counted = 0;
+#pragma omp parallel reduction(+ : counted) if (N * V > kParallelGrain)
+  {
+    std::vector<float> e(static_cast<size_t>(V));  // this thread's exponentials of one row
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* x = logits + n * V;
+      uint16_t* d = dlogits + n * V;
+      if (targets[n] == ignore_index) {
+        losses[n] = 0;
+        for (int64_t j = 0; j < V; ++j) d[j] = 0;
+        continue;
+      }
+      const float m = lane_max(x, V), xt = x[targets[n]];
+      const double s = sum_exp<true>(x, e.data(), V, m);
+      losses[n] = float(double(m) + std::log(s) - double(xt));
+      const float c = float(double(grad_scale) / s);
+      for (int64_t j = 0; j < V; ++j) d[j] = bf16_round(e[size_t(j)] * c);
+      d[targets[n]] = bf16_round(e[size_t(targets[n])] * c - grad_scale);
+      ++counted;
+    }
   }
   return counted;
 }

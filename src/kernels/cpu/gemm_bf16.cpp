@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace tv::cpu {
@@ -25,16 +26,7 @@ constexpr int kNR = 32;               // columns of C per micro-tile: two 16-lan
 constexpr int64_t kKCP = 256;         // k-pairs per K block (512 k): A micro-panel 14 KiB, B 32 KiB
 constexpr int64_t kMC = kMR * 4;      // rows of C per task (measured best of 2-16 micro-panels)
 
-// Round to nearest even with denormals flushed to zero, as VCVTNE2PS2BF16 does.
-inline uint32_t bf16_bits(float f) {
-  uint32_t u = std::bit_cast<uint32_t>(f);
-  if ((u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;                   // zero or denormal
-  if ((u & 0x7fffffffu) > 0x7f800000u) return ((u >> 16) | 0x40u) & 0xffffu;  // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return u >> 16;
-}
-
-inline float round_bf16(float f) { return std::bit_cast<float>(bf16_bits(f) << 16); }
+inline float round_bf16(float f) { return bf16_value(bf16_round(f)); }
 
 // ---------------------------------------------------------------------------------------------------
 // AVX512-BF16 path.
@@ -90,7 +82,22 @@ struct Operand {
   const float* p;
   int64_t ld;
   bool trans;
+  const uint16_t* p16 = nullptr;  // A given in bf16 already (then p is unused)
 };
+
+// 16 k-pairs from two rows of bf16 (even k, odd k), n valid lanes; missing values are zero.
+inline __m512i pair_rows16(const uint16_t* even, const uint16_t* odd, int64_t n) {
+  const __mmask16 m = lanes(n);
+  __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, even));
+  __m512i hi = odd ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, odd)) : _mm512_setzero_si512();
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+// 16 k-pairs from 32 consecutive bf16 of one row, n valid values (n <= 32); missing values are zero.
+inline __m512i pair_run16(const uint16_t* src, int64_t n) {
+  const __mmask32 m = n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
+  return _mm512_maskz_loadu_epi16(m, src);
+}
 
 // op(B) [K, N] -> panels of kNR columns: dst[panel][pair][kNR], all KP pairs, zero padded.
 void pack_b_panel(uint32_t* dst, const Operand& b, int64_t K, int64_t KP, int64_t n0, int64_t nn) {
@@ -125,6 +132,33 @@ void pack_b_panel(uint32_t* dst, const Operand& b, int64_t K, int64_t KP, int64_
 // outer one so that each row of the stored matrix is visited once per block, not once per micro-panel.
 void pack_a_block(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_t mc, int64_t q0, int64_t nq) {
   const int64_t panels = (mc + kMR - 1) / kMR;
+  if (a.p16) {  // the same layouts from bf16: no rounding, half the bytes to read
+    if (!a.trans) {
+      for (int64_t i = 0; i < panels; ++i)
+        for (int64_t r = 0; r < kMR; ++r) {
+          uint32_t* row = dst + i * kMR * kKCP + r * kKCP;
+          const int64_t m = i * kMR + r;
+          for (int64_t q = 0; q < nq; q += 16) {
+            __m512i v = m < mc ? pair_run16(a.p16 + (m0 + m) * a.ld + 2 * (q0 + q),
+                                            std::min<int64_t>(32, K - 2 * (q0 + q)))
+                               : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(row + q, lanes(nq - q), v);
+          }
+        }
+      return;
+    }
+    for (int64_t q = 0; q < nq; ++q) {
+      const int64_t k = 2 * (q0 + q);
+      const uint16_t* even = a.p16 + k * a.ld + m0;
+      const uint16_t* odd = k + 1 < K ? even + a.ld : nullptr;
+      for (int64_t i = 0; i < panels; ++i) {
+        const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
+        _mm512_mask_storeu_epi32(dst + i * kMR * kKCP + q * kMR, lanes(kMR),
+                                 pair_rows16(even + i * kMR, odd ? odd + i * kMR : nullptr, mr));
+      }
+    }
+    return;
+  }
   if (!a.trans) {  // element (m, k) at p[m * ld + k]
     for (int64_t i = 0; i < panels; ++i)
       for (int64_t r = 0; r < kMR; ++r) {
@@ -228,7 +262,9 @@ std::vector<uint32_t>& b_buffer() {
 // Every problem of a group in one parallel region: first all B panels are packed, then the C tasks of
 // all problems are shared out dynamically. A task's result does not depend on how C was cut into tasks,
 // so a problem gives the same bits alone or in any group.
-void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {
+// a16: for a single problem, op(A) given in bf16 instead of probs->A.
+void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n,
+                      const uint16_t* a16 = nullptr) {
   const int threads = omp_get_max_threads();
   std::vector<Plan> plans;
   int64_t m_tasks = 0;
@@ -240,7 +276,7 @@ void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup
         for (int64_t c = 0; c < g.N; ++c) g.C[r * g.ldc + c] = beta == 0.0f ? 0.0f : beta * g.C[r * g.ldc + c];
       continue;
     }
-    Plan pl{{g.A, g.lda, ta}, {g.B, g.ldb, tb}, g.M, g.N, g.K, (g.K + 1) / 2, (g.N + kNR - 1) / kNR,
+    Plan pl{{g.A, g.lda, ta, a16}, {g.B, g.ldb, tb}, g.M, g.N, g.K, (g.K + 1) / 2, (g.N + kNR - 1) / kNR,
             (g.M + kMC - 1) / kMC, 1, 0, g.C, g.ldc, nullptr};
     m_tasks += pl.m_tasks;
     plans.push_back(pl);
@@ -319,6 +355,20 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
   if (K == 0 || !cpu_has_avx512_bf16()) return gemm_bf16_emulated(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const GemmGroup<float> g{M, N, K, A, lda, B, ldb, C, ldc};
   gemm_bf16_avx512(ta, tb, alpha, beta, &g, 1);
+}
+
+void gemm_bf16_a16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
+                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || !cpu_has_avx512_bf16()) {  // widen A (exactly) and take the emulated path
+    const int64_t rows = ta ? K : M, cols = ta ? M : K;
+    std::vector<float> a(size_t(rows * cols));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) a[size_t(i * cols + j)] = bf16_value(A[i * lda + j]);
+    return gemm_bf16_emulated(ta, tb, M, N, K, alpha, a.data(), cols, B, ldb, beta, C, ldc);
+  }
+  const GemmGroup<float> g{M, N, K, nullptr, lda, B, ldb, C, ldc};
+  gemm_bf16_avx512(ta, tb, alpha, beta, &g, 1, A);
 }
 
 void gemm_bf16_grouped(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {

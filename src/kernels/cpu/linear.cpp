@@ -29,6 +29,12 @@ void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_
   }
 }
 
+void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
+                       int64_t in, int64_t out) {
+  if (dx) gemm_bf16_a16(false, false, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);  // dx += dy @ w
+  if (dw) gemm_bf16_a16(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);   // dw += dy^T @ x
+}
+
 template void linear_fwd<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t);
 template void linear_fwd<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t);
 template void linear_bwd<float>(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
