@@ -76,8 +76,7 @@ void run(const TrainBenchArgs& a) {
     model.embed_backward(ids, model.backward_hidden(dx, 0.01, true));
     const double fb = seconds_since(t0);
     auto t1 = std::chrono::steady_clock::now();
-    ops::clip_grad_norm(params.grads(), 1.0);
-    opt.apply(params, 3e-4);
+    opt.apply(params, 3e-4, ops::clip_coefficient(ops::grad_norm(params.grads()), 1.0));  // as the trainer
     double o = seconds_since(t1);
     if (i >= a.warmup) {
       t_fb += fb;

@@ -133,11 +133,18 @@ double sum_squares(const Tensor& x);                        // sum of x^2, accum
 struct AdamWParams {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   int64_t step = 1;
+  // The gradient is used as grad * grad_scale (rounded as scale_ would store it), e.g. the clipping
+  // coefficient, so that clipping needs no pass of its own over the gradients. 1: used as is.
+  double grad_scale = 1.0;
 };
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p);
 
 // Global-norm clipping as torch.nn.utils.clip_grad_norm_: returns the norm before clipping and scales
 // every gradient by min(1, max_norm / (norm + 1e-6)).
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
+// The two halves of it, for an optimizer that applies the coefficient itself (AdamWParams::grad_scale):
+// the global norm, and min(1, max_norm / (norm + 1e-6)).
+double grad_norm(const std::vector<Tensor*>& grads);
+double clip_coefficient(double norm, double max_norm);
 
 }  // namespace tv::ops

@@ -19,16 +19,25 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   require_cpu(common_device(op, &param, &grad, &m, &v), op);
   TV_DISPATCH_FLOAT(param.dtype(), op,
                     cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), p.lr,
-                                       p.beta1, p.beta2, p.eps, p.weight_decay, p.step));
+                                       p.beta1, p.beta2, p.eps, p.weight_decay, p.step, p.grad_scale));
+}
+
+double grad_norm(const std::vector<Tensor*>& grads) {
+  double ss = 0;
+  for (const Tensor* g : grads)
+    if (g && g->defined()) ss += sum_squares(*g);
+  return std::sqrt(ss);
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? coef : 1.0;
 }
 
 // Built from sum_squares and scale_, so it runs wherever those do. A non-finite norm is returned
 // unchanged and leaves the gradients as they are (the caller decides what to do with the step).
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm) {
-  double ss = 0;
-  for (const Tensor* g : grads)
-    if (g && g->defined()) ss += sum_squares(*g);
-  const double total = std::sqrt(ss);
+  const double total = grad_norm(grads);
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0)
     for (Tensor* g : grads)

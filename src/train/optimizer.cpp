@@ -11,10 +11,11 @@ double lr_at(int64_t step, int64_t warmup, int64_t total, double peak) {
   return peak * (0.1 + 0.9 * (1.0 + std::cos(M_PI * progress)) / 2.0);
 }
 
-void AdamW::apply(ParamStore& params, double lr) {
+void AdamW::apply(ParamStore& params, double lr, double grad_scale) {
   ++step;
   ops::AdamWParams p;
   p.lr = lr;
+  p.grad_scale = grad_scale;
   p.beta1 = beta1;
   p.beta2 = beta2;
   p.eps = eps;

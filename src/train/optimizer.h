@@ -24,7 +24,8 @@ struct AdamW {
 
   // One update of every trainable parameter that received a gradient this step (Param::has_grad),
   // with the given learning rate.
-  void apply(ParamStore& params, double lr);
+  // grad_scale: every gradient is used multiplied by it (the clipping coefficient), see ops::AdamWParams.
+  void apply(ParamStore& params, double lr, double grad_scale = 1.0);
   // Moments and counts as named tensors ("adam_m.<name>", "adam_v.<name>", "adam_t.<name>") for the
   // trainer-state file, and back.
   std::vector<NamedTensor> state_tensors() const;

@@ -184,9 +184,10 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     }
     if (cfg.grad_accum > 1)
       for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
-    double gnorm = ops::clip_grad_norm(params.grads(), cfg.max_grad_norm);
+    // Clipping as torch.nn.utils.clip_grad_norm_, its coefficient applied inside AdamW.
+    const double gnorm = ops::grad_norm(params.grads());
     double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
-    opt.apply(params, lr);
+    opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
     ++st.step;
     tokens_since += sum.tokens;
     ++steps_since;

@@ -1,4 +1,6 @@
 #include <cmath>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/ops.h"
@@ -79,4 +81,27 @@ TV_OP_TEST(clip_grad_norm, forward, LeavesSmallGradientsAlone) {
   for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(at(a, i), at(a0, i));
   std::vector<Tensor*> none;
   EXPECT_EQ(ops::clip_grad_norm(none, 1.0), 0.0);
+}
+
+// grad_scale (clipping folded into the step) gives the bits of scaling the gradient first.
+TV_OP_TEST(adamw, forward, GradScaleEqualsScalingTheGradientFirst) {
+  Rng rng(7);
+  const int64_t n = 70001;  // large enough for the parallel path
+  Tensor p0 = tvtest::rand_tensor({n}, DType::F32, rng), g = tvtest::rand_tensor({n}, DType::F32, rng);
+  Tensor m0 = tvtest::rand_tensor({n}, DType::F32, rng, 0, 0.1), v0 = tvtest::rand_tensor({n}, DType::F32, rng, 0, 0.1);
+  ops::AdamWParams hp;
+  hp.lr = 1e-3;
+  hp.weight_decay = 0.1;
+  hp.step = 4;
+  const double coef = ops::clip_coefficient(3.7, 1.0);
+  ASSERT_LT(coef, 1.0);
+  Tensor pa = p0.clone(), ma = m0.clone(), va = v0.clone(), ga = g.clone();
+  ops::scale_(ga, coef);
+  ops::adamw_step(pa, ga, ma, va, hp);
+  Tensor pb = p0.clone(), mb = m0.clone(), vb = v0.clone();
+  hp.grad_scale = coef;
+  ops::adamw_step(pb, g, mb, vb, hp);
+  for (const auto& [a, b] : {std::pair{&pa, &pb}, {&ma, &mb}, {&va, &vb}})
+    EXPECT_EQ(std::memcmp(a->raw(), b->raw(), size_t(n) * 4), 0);
+  EXPECT_EQ(ops::clip_coefficient(0.5, 1.0), 1.0);
 }

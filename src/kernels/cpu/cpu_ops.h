@@ -167,6 +167,6 @@ double sum_squares(const T* x, int64_t n);
 
 template <typename T>
 void adamw_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1, double beta2, double eps,
-                double weight_decay, int64_t step);
+                double weight_decay, int64_t step, double grad_scale = 1.0);
 
 }  // namespace tv::cpu
