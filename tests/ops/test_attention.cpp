@@ -141,6 +141,8 @@ const std::vector<Case>& forward_cases() {
       {1, 3, 40, 4, 4, 16, true, 16, 37},     // decoding in a chunked layer
       {1, 1, 130, 6, 2, 32, true, 0, 129},    // one token against three key blocks
       {1, 5, 150, 4, 2, 16, true, 64, 120},   // query tile crossing a chunk boundary at position 128
+      {2, 128, 128, 4, 2, 32, true, 64, 0},   // the training layout: chunks of one tile (own kernel path)
+      {1, 192, 192, 2, 1, 16, true, 64, 0},   // the same, three chunks, GQA 2
   };
   return cases;
 }
@@ -240,6 +242,7 @@ TV_OP_TEST(attention, gradcheck, QKVAndScale) {
       {2, 7, 7, 4, 2, 8, true, 3, 0},    // the brief's case: chunk 3, S = 7
       {1, 6, 6, 3, 1, 4, false, 0, 0},   // non-causal, GQA 3
       {1, 3, 9, 2, 1, 4, true, 4, 6},    // KV-cache style offset inside a chunked layer
+      {1, 128, 128, 2, 1, 4, true, 64, 0},  // chunks of one tile (the training layout's own kernel path)
   };
   Rng rng(14);
   for (const Case& c : cases) {
@@ -271,6 +274,7 @@ TV_OP_TEST(attention, gradcheck, BackwardMatchesNaiveAcrossTiles) {
       {2, 70, 70, 3, 1, 8, false, 0, 0},
       {1, 5, 150, 4, 2, 16, true, 64, 120},
       {1, 130, 130, 2, 2, 32, true, 0, 0},
+      {2, 128, 128, 4, 2, 16, true, 64, 0},  // chunks of one tile (own kernel path)
   };
   Rng rng(15);
   for (const Case& c : cases)

@@ -21,6 +21,8 @@
 // contiguous copies of its K, V, dK, dV rows and of each tile's Q, dO, dQ rows (see there why).
 // The softmax passes of both run on whole vectors of queries with lane masks (see "vectors of
 // queries" below).
+// Causal layers with chunks of exactly one tile (the training shapes) take a specialised path, same
+// bits (see "chunk-aligned causal layers"): one item per (batch, kv head, chunk) in both directions.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -248,6 +250,30 @@ void copy_rows(T* __restrict dst, int64_t ldd, const T* __restrict src, int64_t 
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * ldd, src + i * lds, size_t(Dh) * sizeof(T));
 }
 
+// Rows (of Dh values, ld apart) of up to four arrays, fetched into the cache a few at a time while a
+// tile computes: the rows lie 1-2 KiB apart, beyond the hardware prefetcher, and issued all at once
+// the fetches stall the core on its miss buffers.
+template <typename T>
+struct RowPrefetch {
+  const T* p[4];
+  int64_t ld[4];
+  bool write[4];
+  int n = 0;
+  int64_t rows = 0, Dh = 0, done = 0;
+  void add(const T* a, int64_t lda, bool w) { p[n] = a, ld[n] = lda, write[n] = w, ++n; }
+  void until(int64_t r) {  // fetch rows [done, r)
+    for (; done < std::min(r, rows); ++done)
+      for (int s = 0; s < n; ++s)
+        for (int64_t off = 0; off < Dh * int64_t(sizeof(T)); off += 64) {
+          const char* a = reinterpret_cast<const char*>(p[s] + done * ld[s]) + off;
+          if (write[s])
+            __builtin_prefetch(a, 1, 3);
+          else
+            __builtin_prefetch(a, 0, 3);
+        }
+  }
+};
+
 // The 8 x 8 transpose of 8 rows of floats, in place.
 inline void transpose8x8(__m256 r[8]) {
   __m256 t[8], u[8];
@@ -293,7 +319,8 @@ void transpose_tile(T* __restrict xt, const T* __restrict x, int64_t ldx, int64_
 // tile c is then chunk c and sees key block c alone, query i (index in the chunk) key j iff j <= i: a
 // single key block (no online softmax) with a known triangle (no range bookkeeping). A tile is worked
 // in strips of two vectors of queries; strip n0 needs key rows [0, n0 + SW). Every sum runs in the same
-// order as in the general path and masked terms are exact zeros, so the results are the same bits.
+// order as in the general path and masked terms are exact zeros, so the results are the same bits
+// (d(scale) of the backward aside, see there).
 constexpr int64_t kChunk = kTileQ;
 
 inline bool chunk_aligned(int64_t Sq, int64_t Sk, int64_t q_offset, int64_t chunk, bool causal) {
@@ -313,12 +340,13 @@ const ChunkRanges kChunkRanges;
 // the chunk's key and value rows, ld apart. Writes the output rows (ldo apart) and lse (when not null).
 template <typename T>
 void fwd_chunk_tile(T* ob, int64_t ldo, T* lse, const T* qt, const T* kc, const T* vc, int64_t ld, int64_t Dh,
-                    T* st, T* acc) {
+                    T* st, T* acc, RowPrefetch<T>& pf) {
   constexpr int64_t L = 32 / sizeof(T), SW = 2 * L;
   const T inf = std::numeric_limits<T>::infinity();
   for (int64_t n0 = 0; n0 < kChunk; n0 += SW) {
     const int64_t nk = n0 + SW, c0 = n0 / L;  // key rows of the strip; its first query vector
     TileGemm<T, false, false>{st + n0, kTileQ, kc, ld, qt + n0, kTileQ, nk, SW, Dh, nullptr, nullptr}.run();
+    pf.until(nk);
     // Maxima over the visible keys (two partials per vector: shorter dependency chains; the max of
     // the same values in any order).
     Vec<T> mx[2][2];
@@ -383,20 +411,154 @@ void attention_fwd_chunked(T* out, T* lse, const T* q, const T* k, const T* v, c
   {
     std::vector<T> qt(Dh * kTileQ), st(kChunk * kTileQ), acc(2 * 32 / sizeof(T) * Dh), kc(kChunk * Dh),
         vc(kChunk * Dh);
-#pragma omp for schedule(dynamic, 1)
+    // Rows of q and out of head h in the item's chunk; rows of k and v.
+    auto q_rows = [&](int64_t item, int64_t h) {
+      return ((item / n_chunks / Hkv * S + item % n_chunks * kChunk) * H + h) * Dh;
+    };
+    auto kv_rows = [&](int64_t item) {
+      return ((item / n_chunks / Hkv * S + item % n_chunks * kChunk) * Hkv + item / n_chunks % Hkv) * Dh;
+    };
+#pragma omp for schedule(dynamic, 4)  // runs of items: the prefetch of item + 1 is mostly of use
     for (int64_t item = 0; item < n_items; ++item) {
       // One item per (batch, kv head, chunk): the chunk's keys and values copied once, for all the
       // query heads of the group.
       const int64_t c = item % n_chunks, bg = item / n_chunks, b = bg / Hkv, g = bg % Hkv, i0 = c * kChunk;
-      copy_rows(kc.data(), Dh, k + ((b * S + i0) * Hkv + g) * Dh, ldk, kChunk, Dh);
-      copy_rows(vc.data(), Dh, v + ((b * S + i0) * Hkv + g) * Dh, ldk, kChunk, Dh);
+      copy_rows(kc.data(), Dh, k + kv_rows(item), ldk, kChunk, Dh);
+      copy_rows(vc.data(), Dh, v + kv_rows(item), ldk, kChunk, Dh);
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+        // The rows are 1-2 KiB apart, too far for the hardware prefetcher: fetch the next head's (or
+        // item's) rows while this one computes.
+        RowPrefetch<T> pf;
+        pf.rows = kChunk, pf.Dh = Dh;
+        if (h + 1 < (g + 1) * rep) {
+          pf.add(q + q_rows(item, h + 1), ldq, false);
+          pf.add(out + q_rows(item, h + 1), ldq, true);
+        } else if (item + 1 < n_items) {
+          const int64_t h1 = (item + 1) / n_chunks % Hkv * rep;
+          pf.add(q + q_rows(item + 1, h1), ldq, false);
+          pf.add(out + q_rows(item + 1, h1), ldq, true);
+          pf.add(k + kv_rows(item + 1), ldk, false);
+          pf.add(v + kv_rows(item + 1), ldk, false);
+        }
         transpose_tile(qt.data(), q + ((b * S + i0) * H + h) * Dh, ldq, kChunk, Dh, T(scale));
         fwd_chunk_tile(out + ((b * S + i0) * H + h) * Dh, ldq, lse ? lse + (b * H + h) * S + i0 : nullptr,
-                       qt.data(), kc.data(), vc.data(), Dh, Dh, st.data(), acc.data());
+                       qt.data(), kc.data(), vc.data(), Dh, Dh, st.data(), acc.data(), pf);
       }
     }
   }
+}
+
+// Backward of one chunk for one kv head: a unit of its own, as the chunk's dK and dV rows receive
+// contributions from the queries of that chunk alone (4x the units of the general path, for balance).
+// dQ, dK and dV are the general path's bits; d(scale), when asked for (only NoPE layers ask, and they
+// are not chunked), is summed in per-unit partials of another grouping: fp32 rounding differs.
+template <typename T>
+void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
+                           const T* out, const T* lse, const AttentionShape& s, double scale) {
+  const int64_t B = s.B, S = s.Sq, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
+  const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh, n_chunks = S / kChunk;
+  const int64_t n_units = B * Hkv * n_chunks;
+  const T sc_t = T(scale);
+  std::vector<double> dscale_of_unit(n_units, 0.0);  // summed in unit order afterwards: deterministic
+  const bool parallel = B * H * S * kChunk * Dh > kParallelGrain;
+  constexpr int64_t L = 32 / sizeof(T), SW = 2 * L;
+
+#pragma omp parallel if (parallel)
+  {
+    // As in the general backward: transposed tiles [key j][query i], contiguous copies of the rows.
+    std::vector<T> qt(Dh * kTileQ), dot(Dh * kTileQ), st(kChunk * kTileQ), pt(kChunk * kTileQ),
+        dst(kChunk * kTileQ), lrow(kTileQ), drow(kTileQ);
+    std::vector<T> kc(kChunk * Dh), vc(kChunk * Dh), dkc(dk ? kChunk * Dh : 0), dvc(dv ? kChunk * Dh : 0),
+        qc(kTileQ * Dh), doc(kTileQ * Dh), dqc(dq ? kTileQ * Dh : 0);
+    // First row of the unit's chunk in q/dout/out/dq (head h) and in k/v/dk/dv.
+    auto q_rows = [&](int64_t unit, int64_t h) {
+      return ((unit / n_chunks / Hkv * S + unit % n_chunks * kChunk) * H + h) * Dh;
+    };
+    auto kv_rows = [&](int64_t unit) {
+      return ((unit / n_chunks / Hkv * S + unit % n_chunks * kChunk) * Hkv + unit / n_chunks % Hkv) * Dh;
+    };
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t unit = 0; unit < n_units; ++unit) {
+      const int64_t c = unit % n_chunks, bg = unit / n_chunks, b = bg / Hkv, g = bg % Hkv, i0 = c * kChunk;
+      const int64_t kv0 = kv_rows(unit);
+      copy_rows(kc.data(), Dh, k + kv0, ldk, kChunk, Dh);
+      copy_rows(vc.data(), Dh, v + kv0, ldk, kChunk, Dh);
+      if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, kChunk, Dh);
+      if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, kChunk, Dh);
+      Vec<T> dscale_lanes{};  // sum of dS * S, one partial per query lane
+      for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
+        const int64_t row0 = q_rows(unit, h) / Dh;  // [b, i0, h] row of q, out, dout, dq
+        copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, kChunk, Dh);
+        copy_rows(doc.data(), Dh, dout + row0 * Dh, ldq, kChunk, Dh);
+        if (dq) copy_rows(dqc.data(), Dh, dq + row0 * Dh, ldq, kChunk, Dh);
+        transpose_tile(qt.data(), qc.data(), Dh, kChunk, Dh, T(1));
+        transpose_tile(dot.data(), doc.data(), Dh, kChunk, Dh, T(1));
+        for (int64_t i = 0; i < kChunk; ++i) {
+          drow[i] = row_dot(doc.data() + i * Dh, out + (row0 + i * H) * Dh, Dh);  // D_i = rowsum(dO * O)
+          lrow[i] = lse[(b * H + h) * S + i0 + i];
+        }
+        for (int64_t n0 = 0; n0 < kChunk; n0 += SW) {
+          const int64_t nk = n0 + SW, c0 = n0 / L;
+          TileGemm<T, false, false>{st.data() + n0, kTileQ, kc.data(), Dh, qt.data() + n0, kTileQ, nk, SW, Dh,
+                                    nullptr, nullptr}
+              .run();
+          TileGemm<T, false, false>{dst.data() + n0, kTileQ, vc.data(), Dh, dot.data() + n0, kTileQ, nk, SW, Dh,
+                                    nullptr, nullptr}
+              .run();  // dP^T
+          // P = exp(scale * S - lse) and dS = P * (dP - D), zeros where masked (as in the general path).
+          for (int64_t j = 0; j < nk; ++j)
+            for (int64_t cv = c0; cv < c0 + 2; ++cv) {
+              T* prow = pt.data() + j * kTileQ + cv * L;
+              T* dsrow = dst.data() + j * kTileQ + cv * L;
+              if ((cv + 1) * L <= j) {
+                vstore(prow, Vec<T>{});
+                vstore(dsrow, Vec<T>{});
+                continue;
+              }
+              Vec<T> sv = vload(st.data() + j * kTileQ + cv * L);
+              Vec<T> p = vexp_lanes<T>(sc_t * sv - vload(lrow.data() + cv * L));
+              Vec<T> ds = p * (vload(dsrow) - vload(drow.data() + cv * L));
+              if (cv * L < j) {
+                const auto vis = lanes_in<T>(cv, j, kChunk);
+                p = vis ? p : Vec<T>{};
+                ds = vis ? ds : Vec<T>{};
+                sv = vis ? sv : Vec<T>{};
+              }
+              if (dscale) dscale_lanes += ds * sv;
+              vstore(prow, p);
+              vstore(dsrow, ds * sc_t);
+            }
+          // Below the strip's key rows every entry is masked: zeros for the whole-tile products.
+          for (int64_t j = nk; j < kChunk; ++j)
+            for (int64_t cv = c0; cv < c0 + 2; ++cv) {
+              vstore(pt.data() + j * kTileQ + cv * L, Vec<T>{});
+              vstore(dst.data() + j * kTileQ + cv * L, Vec<T>{});
+            }
+        }
+        const Range* kq = kChunkRanges.keys_of_query;
+        const Range* qk = kChunkRanges.queries_of_key;
+        if (dq)
+          TileGemm<T, true, true>{dqc.data(), Dh, dst.data(), kTileQ, kc.data(), Dh, kChunk, Dh, kChunk, kq, nullptr}
+              .run();
+        if (dk)
+          TileGemm<T, false, true>{dkc.data(), Dh, dst.data(), kTileQ, qc.data(), Dh, kChunk, Dh, kChunk, qk,
+                                   nullptr}
+              .run();
+        if (dv)
+          TileGemm<T, false, true>{dvc.data(), Dh, pt.data(), kTileQ, doc.data(), Dh, kChunk, Dh, kChunk, qk,
+                                   nullptr}
+              .run();
+        if (dq) copy_rows(dq + row0 * Dh, ldq, dqc.data(), Dh, kChunk, Dh);
+      }
+      if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, kChunk, Dh);
+      if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, kChunk, Dh);
+      double dscale_unit = 0;
+      for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
+      dscale_of_unit[unit] = dscale_unit;
+    }
+  }
+  if (dscale)
+    for (double x : dscale_of_unit) *dscale += x;
 }
 
 }  // namespace
@@ -499,6 +661,8 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
                    const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
                    int64_t chunk_size, bool causal) {
   if (!dq && !dk && !dv && !dscale) return;
+  if (chunk_aligned(s.Sq, s.Sk, q_offset, chunk_size, causal))
+    return attention_bwd_chunked(dq, dk, dv, dscale, dout, q, k, v, out, lse, s, scale);
   const int64_t B = s.B, Sq = s.Sq, Sk = s.Sk, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
   const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh;
   const auto tiles = query_tiles(Sq, q_offset, chunk_size);
