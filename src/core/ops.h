@@ -22,7 +22,12 @@ void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool tran
 
 // ---- linear: x [N, in], w [out, in] (PyTorch layout), b [out] or null -> y [N, out].
 void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
-void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w);
+// Backward ops accumulate into their gradients. Where the caller's buffer for an input gradient is fresh,
+// GradMode::Overwrite writes it instead, which saves zeroing it and reading the zeros back.
+enum class GradMode { Accumulate, Overwrite };
+
+void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
+                GradMode dx_mode = GradMode::Accumulate);
 
 // ---- grouped linear (the experts of a MoE layer, one call for all): x [R, in] holds every group's rows,
 // group g owns rows [offsets[g], offsets[g+1]) and its weight w[g] [out, in]; y [R, out]. Same results
@@ -30,7 +35,8 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
 void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
                         const std::vector<int64_t>& offsets);
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
-                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets);
+                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets,
+                        GradMode dx_mode = GradMode::Accumulate);
 
 // ---- embedding: ids i32 [N], table [V, D] -> y [N, D]; backward scatter-adds rows: dtable[ids[n]] += dy[n].
 void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table);
@@ -60,7 +66,8 @@ void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y);
 void silu_fwd(Tensor& y, const Tensor& x);
 void silu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x);
 void swiglu_fwd(Tensor& h, const Tensor& gate, const Tensor& up);  // h = silu(gate) * up
-void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up);
+void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up,
+                GradMode mode = GradMode::Accumulate);
 void gelu_fwd(Tensor& y, const Tensor& x);  // exact: x * Phi(x) with erf
 void gelu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x);
 

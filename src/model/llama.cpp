@@ -23,6 +23,7 @@ struct ExpertRouting {
 };
 
 Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 // The NoPE temperature tau = softplus(t) + 0.5 of a layer's temp_scale parameter t (softplus computed stably).
 double nope_temperature(double t) { return (t > 20 ? t : std::log1p(std::exp(t))) + 0.5; }
@@ -80,9 +81,9 @@ void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g,
 // dx += d(x)/..., weight gradients into the trainable params.
 void swiglu_mlp_bwd(Tensor& dx, const Tensor& dy, const Tensor& x, Param& wg, Param& wu, Param& wd, const Tensor& g,
                     const Tensor& u, const Tensor& a) {
-  Tensor da = zeros_like(a), dg = zeros_like(g), du = zeros_like(u);
-  ops::linear_bwd(&da, wd.grad_for_backward(), nullptr, dy, a, wd.value);
-  ops::swiglu_bwd(&dg, &du, da, g, u);
+  Tensor da = empty_like(a), dg = empty_like(g), du = empty_like(u);  // fresh: written, not accumulated
+  ops::linear_bwd(&da, wd.grad_for_backward(), nullptr, dy, a, wd.value, ops::GradMode::Overwrite);
+  ops::swiglu_bwd(&dg, &du, da, g, u, ops::GradMode::Overwrite);
   ops::linear_bwd(&dx, wg.grad_for_backward(), nullptr, dg, x, wg.value);
   ops::linear_bwd(&dx, wu.grad_for_backward(), nullptr, du, x, wu.value);
 }
@@ -345,7 +346,7 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
   Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse;
   Tensor tflat = targets.view({n});
-  Tensor dxn = dx ? Tensor::zeros({n, D}, x.dtype(), x.device()) : Tensor();
+  Tensor dxn = dx ? Tensor::empty({n, D}, x.dtype(), x.device()) : Tensor();  // every chunk overwrites its rows
   if (!dx) lse = Tensor::empty({n}, x.dtype(), x.device());
   // With the backward, the loss and its gradient come from one pass that overwrites the logits.
   Tensor logits = Tensor::empty({std::min(n, head_chunk_rows_), V}, x.dtype(), x.device());
@@ -369,10 +370,10 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
     if (dl16.defined()) {
       Tensor d = dl16.narrow(0, 0, m);
       ops::cross_entropy_with_grad(lc, d, lg, tc, scale);
-      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value);
+      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value, ops::GradMode::Overwrite);
     } else {
       ops::cross_entropy_with_grad(lc, lg, lg, tc, scale);
-      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value);
+      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value, ops::GradMode::Overwrite);
     }
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
@@ -408,10 +409,13 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
     ops::scatter_add_rows(dwflat, dwe.view({P, 1}), r.slots, nullptr);
     Tensor dy = Tensor::empty({P, D}, dout.dtype(), dout.device());
     ops::scale_rows(dy, gout, r.w);
-    Tensor da = zeros_like(r.a), dg = zeros_like(r.g), du = zeros_like(r.u), dx = zeros_like(r.x);
-    ops::linear_grouped_bwd(&da, expert_grads(L.e_down, r.offsets), dy, r.a, expert_weights(L.e_down), r.offsets);
-    ops::swiglu_bwd(&dg, &du, da, r.g, r.u);
-    ops::linear_grouped_bwd(&dx, expert_grads(L.e_gate, r.offsets), dg, r.x, expert_weights(L.e_gate), r.offsets);
+    // Every sorted pick belongs to one expert, so the grouped products write every row: no zeroing.
+    Tensor da = empty_like(r.a), dg = empty_like(r.g), du = empty_like(r.u), dx = empty_like(r.x);
+    ops::linear_grouped_bwd(&da, expert_grads(L.e_down, r.offsets), dy, r.a, expert_weights(L.e_down), r.offsets,
+                            ops::GradMode::Overwrite);
+    ops::swiglu_bwd(&dg, &du, da, r.g, r.u, ops::GradMode::Overwrite);
+    ops::linear_grouped_bwd(&dx, expert_grads(L.e_gate, r.offsets), dg, r.x, expert_weights(L.e_gate), r.offsets,
+                            ops::GradMode::Overwrite);
     ops::linear_grouped_bwd(&dx, expert_grads(L.e_up, r.offsets), du, r.x, expert_weights(L.e_up), r.offsets);
     ops::scatter_add_rows(dxn2, dx, r.rows, nullptr);
     Tensor dprobs = zeros_like(a.probs);
@@ -424,9 +428,10 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
 
   // h = x + proj_out(attn(rmsnorm1(x))).
   Tensor dx = dh.clone();
-  Tensor datt = Tensor::zeros({B, S, H, Dh}, dh.dtype(), dh.device());
+  Tensor datt = Tensor::empty({B, S, H, Dh}, dh.dtype(), dh.device());
   Tensor datt2 = datt.view({N, H * Dh});
-  ops::linear_bwd(&datt2, L.wo->grad_for_backward(), nullptr, dh, a.att.view({N, H * Dh}), L.wo->value);
+  ops::linear_bwd(&datt2, L.wo->grad_for_backward(), nullptr, dh, a.att.view({N, H * Dh}), L.wo->value,
+                  ops::GradMode::Overwrite);
   ops::AttentionParams ap;
   ap.scale = attention_scale(L);
   ap.chunk_size = L.nope ? 0 : cfg_.chunk_size;
@@ -458,8 +463,9 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
                    a.q_rstd);
   ops::rmsnorm_bwd(&dk, L.k_norm->grad_for_backward(), dkn.view({N * Hkv, Dh}), a.k.view({N * Hkv, Dh}), L.k_norm->value,
                    a.k_rstd);
-  Tensor dxn1 = zeros_like(a.xn1);
-  ops::linear_bwd(&dxn1, L.wq->grad_for_backward(), nullptr, dq.view({N, H * Dh}), a.xn1, L.wq->value);
+  Tensor dxn1 = empty_like(a.xn1);
+  ops::linear_bwd(&dxn1, L.wq->grad_for_backward(), nullptr, dq.view({N, H * Dh}), a.xn1, L.wq->value,
+                  ops::GradMode::Overwrite);
   ops::linear_bwd(&dxn1, L.wk->grad_for_backward(), nullptr, dk.view({N, Hkv * Dh}), a.xn1, L.wk->value);
   ops::linear_bwd(&dxn1, L.wv->grad_for_backward(), nullptr, dv.view({N, Hkv * Dh}), a.xn1, L.wv->value);
   ops::rmsnorm_bwd(&dx, L.norm1->grad_for_backward(), dxn1, a.x, L.norm1->value, a.rstd1);

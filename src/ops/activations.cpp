@@ -31,7 +31,7 @@ void swiglu_fwd(Tensor& h, const Tensor& gate, const Tensor& up) {
   TV_DISPATCH_FLOAT(gate.dtype(), op, cpu::swiglu_fwd<T>(h.data<T>(), gate.data<T>(), up.data<T>(), gate.numel()));
 }
 
-void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up) {
+void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up, GradMode mode) {
   const char* op = "swiglu_bwd";
   check_contiguous(gate, op, "gate");
   check_like(up, gate, op, "up");
@@ -41,7 +41,7 @@ void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate
   require_cpu(common_device(op, &dh, &gate, &up, dgate, dup), op);
   TV_DISPATCH_FLOAT(gate.dtype(), op,
                     cpu::swiglu_bwd<T>(ptr_or_null<T>(dgate), ptr_or_null<T>(dup), dh.data<T>(), gate.data<T>(),
-                                       up.data<T>(), gate.numel()));
+                                       up.data<T>(), gate.numel(), mode == GradMode::Overwrite));
 }
 
 void gelu_fwd(Tensor& y, const Tensor& x) {

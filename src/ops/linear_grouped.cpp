@@ -52,7 +52,7 @@ void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tens
 }
 
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
-                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets) {
+                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets, GradMode dx_mode) {
   const char* op = "linear_grouped_bwd";
   check_grouped(op, x, w, offsets, dy);
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
@@ -73,7 +73,8 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
     std::vector<T*> dwp;
     for (Tensor* t : dw) dwp.push_back(t ? t->data<T>() : nullptr);
     cpu::linear_grouped_bwd<T>(dx ? dx->data<T>() : nullptr, dwp.data(), dy.data<T>(), x.data<T>(),
-                               weight_ptrs<T>(w).data(), offsets.data(), int64_t(w.size()), x.size(1), dy.size(1));
+                               weight_ptrs<T>(w).data(), offsets.data(), int64_t(w.size()), x.size(1), dy.size(1),
+                               dx_mode == GradMode::Overwrite);
   });
 }
 

@@ -102,3 +102,16 @@ TV_OP_TEST(swiglu, gradcheck, GateAndUp) {
   ops::swiglu_bwd(nullptr, &du1, probe, g, u);
   tvtest::expect_close(du1, du, 1e-12, 1e-12, "dup alone");
 }
+
+TV_OP_TEST(swiglu, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  Rng rng(41);
+  Tensor g = tvtest::rand_tensor({33}, DType::F32, rng, -4, 4), u = tvtest::rand_tensor({33}, DType::F32, rng);
+  Tensor dh = tvtest::rand_tensor({33}, DType::F32, rng);
+  Tensor dg0 = Tensor::zeros({33}), du0 = Tensor::zeros({33}), dg1 = Tensor::empty({33}), du1 = Tensor::empty({33});
+  dg1.fill_(std::nan(""));
+  du1.fill_(std::nan(""));
+  ops::swiglu_bwd(&dg0, &du0, dh, g, u);
+  ops::swiglu_bwd(&dg1, &du1, dh, g, u, ops::GradMode::Overwrite);
+  tvtest::expect_close(dg1, dg0, 0, 0, "dgate");
+  tvtest::expect_close(du1, du0, 0, 0, "dup");
+}

@@ -1,3 +1,4 @@
+#include <cmath>
 #include "core/ops.h"
 #include "harness/op_test.h"
 
@@ -89,4 +90,18 @@ TV_OP_TEST(matmul, gradcheck, ThroughTransposedProducts) {
   ops::matmul(da, probe, false, b, true, 1.0, 1.0);
   ops::matmul(db, a, true, probe, false, 1.0, 1.0);
   tvtest::expect_gradients(loss, {{"a", &a, &da}, {"b", &b, &db}});
+}
+
+// GradMode::Overwrite: a buffer full of NaN comes out as zeros + accumulate would make it.
+TV_OP_TEST(linear, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  Rng rng(31);
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor x = tvtest::rand_tensor({9, 12}, dt, rng), w = tvtest::rand_tensor({5, 12}, dt, rng);
+    Tensor dy = tvtest::rand_tensor({9, 5}, dt, rng);
+    Tensor dx_acc = Tensor::zeros({9, 12}, dt), dx_over = Tensor::empty({9, 12}, dt);
+    dx_over.fill_(std::nan(""));
+    ops::linear_bwd(&dx_acc, nullptr, nullptr, dy, x, w);
+    ops::linear_bwd(&dx_over, nullptr, nullptr, dy, x, w, ops::GradMode::Overwrite);
+    tvtest::expect_close(dx_over, dx_acc, 0, 0, "dx");
+  }
 }

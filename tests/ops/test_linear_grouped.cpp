@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstring>
 
 #include "core/ops.h"
@@ -88,4 +89,17 @@ TV_OP_TEST(linear_grouped, gradcheck, AllInputs) {
   const char* names[] = {"w0", "w1", "w2", "w3"};
   for (size_t g = 0; g < w.size(); ++g) pairs.push_back({names[g], &w[g], &dw[g]});
   tvtest::expect_gradients(loss, pairs);
+}
+
+TV_OP_TEST(linear_grouped, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  Rng rng(8);
+  const int64_t R = kOffsets.back(), in = 6, out = 4;
+  Tensor x = tvtest::rand_tensor({R, in}, DType::F32, rng), dy = tvtest::rand_tensor({R, out}, DType::F32, rng);
+  std::vector<Tensor> w = rand_weights(rng, DType::F32, out, in);
+  std::vector<Tensor*> no_dw(w.size(), nullptr);
+  Tensor acc = Tensor::zeros({R, in}), over = Tensor::empty({R, in});
+  over.fill_(std::nan(""));
+  ops::linear_grouped_bwd(&acc, no_dw, dy, x, cptrs(w), kOffsets);
+  ops::linear_grouped_bwd(&over, no_dw, dy, x, cptrs(w), kOffsets, ops::GradMode::Overwrite);
+  EXPECT_TRUE(same_bits(over, acc));
 }

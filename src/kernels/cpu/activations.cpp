@@ -39,25 +39,34 @@ void swiglu_fwd(T* h, const T* gate, const T* up, int64_t n) {
 
 namespace {
 // The wanted gradients are template flags so each variant's loop has no branches and vectorises.
-template <typename T, bool want_gate, bool want_up>
+// `over`: write the gradients instead of adding to them.
+template <typename T, bool want_gate, bool want_up, bool over>
 void swiglu_bwd_loop(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n) {
 #pragma omp parallel for simd if (parallel : n >= kParallelGrain) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i], s = sigmoid(g);
-    if (want_gate) dgate[i] += dh[i] * up[i] * s * (T(1) + g * (T(1) - s));
-    if (want_up) dup[i] += dh[i] * g * s;
+    if (want_gate) dgate[i] = (over ? T(0) : dgate[i]) + dh[i] * up[i] * s * (T(1) + g * (T(1) - s));
+    if (want_up) dup[i] = (over ? T(0) : dup[i]) + dh[i] * g * s;
   }
+}
+
+template <typename T, bool over>
+void swiglu_bwd_pick(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n) {
+  if (dgate && dup)
+    swiglu_bwd_loop<T, true, true, over>(dgate, dup, dh, gate, up, n);
+  else if (dgate)
+    swiglu_bwd_loop<T, true, false, over>(dgate, dup, dh, gate, up, n);
+  else if (dup)
+    swiglu_bwd_loop<T, false, true, over>(dgate, dup, dh, gate, up, n);
 }
 }  // namespace
 
 template <typename T>
-void swiglu_bwd(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n) {
-  if (dgate && dup)
-    swiglu_bwd_loop<T, true, true>(dgate, dup, dh, gate, up, n);
-  else if (dgate)
-    swiglu_bwd_loop<T, true, false>(dgate, dup, dh, gate, up, n);
-  else if (dup)
-    swiglu_bwd_loop<T, false, true>(dgate, dup, dh, gate, up, n);
+void swiglu_bwd(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n, bool overwrite) {
+  if (overwrite)
+    swiglu_bwd_pick<T, true>(dgate, dup, dh, gate, up, n);
+  else
+    swiglu_bwd_pick<T, false>(dgate, dup, dh, gate, up, n);
 }
 
 template <typename T>
@@ -83,7 +92,7 @@ void gelu_bwd(T* dx, const T* dy, const T* x, int64_t n) {
   template void silu_fwd<T>(T*, const T*, int64_t);                           \
   template void silu_bwd<T>(T*, const T*, const T*, int64_t);                 \
   template void swiglu_fwd<T>(T*, const T*, const T*, int64_t);               \
-  template void swiglu_bwd<T>(T*, T*, const T*, const T*, const T*, int64_t); \
+  template void swiglu_bwd<T>(T*, T*, const T*, const T*, const T*, int64_t, bool); \
   template void gelu_fwd<T>(T*, const T*, int64_t);                           \
   template void gelu_bwd<T>(T*, const T*, const T*, int64_t);
 TV_INSTANTIATE(float)

@@ -45,10 +45,11 @@ void gemm_bf16_grouped(bool trans_a, bool trans_b, float alpha, float beta, cons
 template <typename T>
 void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out);
 template <typename T>
-void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out);
+void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out,
+                bool dx_overwrite = false);
 // The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
-                       int64_t in, int64_t out);
+                       int64_t in, int64_t out, bool dx_overwrite = false);
 
 // Grouped linear (MoE experts): rows [offsets[g], offsets[g+1]) of x go through w[g] [out, in]. Backward
 // accumulates; a null dw[g] skips that group's weight gradient.
@@ -57,7 +58,7 @@ void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offs
                         int64_t out);
 template <typename T>
 void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
-                        int64_t groups, int64_t in, int64_t out);
+                        int64_t groups, int64_t in, int64_t out, bool dx_overwrite = false);
 
 template <typename T>
 void embedding_fwd(T* y, const int32_t* ids, const T* table, int64_t N, int64_t V, int64_t D);
@@ -93,7 +94,7 @@ void silu_bwd(T* dx, const T* dy, const T* x, int64_t n);
 template <typename T>
 void swiglu_fwd(T* h, const T* gate, const T* up, int64_t n);
 template <typename T>
-void swiglu_bwd(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n);
+void swiglu_bwd(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n, bool overwrite = false);
 template <typename T>
 void gelu_fwd(T* y, const T* x, int64_t n);
 template <typename T>
