@@ -1,5 +1,4 @@
-// exp() that the compiler can vectorise: plain arithmetic, compares that become selects and integer
-// bit moves, no library call, so loops over rows of scores or logits become SIMD code, where libm's expf
+// exp() that the compiler can vectorise: plain arithmetic and integer bit moves, no library call, so loops over rows of scores or logits become SIMD code, where libm's expf
 // would be one scalar call per element.
 // Float: x is clamped to [-88, 88.3], reduced to r = x - n ln2 with |r| <= ln2/2, exp(r) from a minimax
 // polynomial, then scaled by 2^n through the exponent bits. About 1.4 ulp over the normal range; exactly
@@ -33,12 +32,22 @@ inline F exp_clamped(F x) {
   return p * std::bit_cast<F>((ni + 127) << 23);
 }
 
+// Maps float bits to an int whose signed order is the float order (negative floats reversed).
+inline int32_t float_order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
 inline float vexp(float x) {
-  // Clamped with compares, which vectorise as selects (the build has -fno-trapping-math); NaN compares
-  // false, passes both and stays NaN through the arithmetic.
-  x = x < -88.0f ? -88.0f : x;  // n = -127: the 2^n bits are 0, so exp is exactly 0
-  x = x > 88.3f ? 88.3f : x;    // n <= 127: no overflow
-  return exp_clamped<float, int32_t>(x);
+  // Clamped through an order-preserving integer key rather than float compares: GCC turns float
+  // compares into selects and then computes each side of its caller on its own (for x / (1 + exp(-x))
+  // that is a second division per element, 3x slower), while the integer clamp stays one value.
+  const int32_t key_lo = float_order_key(std::bit_cast<int32_t>(-88.0f));  // n = -127: 2^n bits are 0
+  const int32_t key_hi = float_order_key(std::bit_cast<int32_t>(88.3f));   // n <= 127: no overflow
+  const int32_t xb = std::bit_cast<int32_t>(x);
+  const int32_t nan_bits = (xb & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : 0;
+  int32_t key = float_order_key(xb);
+  key = key < key_lo ? key_lo : key;
+  key = key > key_hi ? key_hi : key;
+  const float y = exp_clamped<float, int32_t>(std::bit_cast<float>(float_order_key(key)));  // its own inverse
+  return std::bit_cast<float>(std::bit_cast<int32_t>(y) | nan_bits);
 }
 
 inline double vexp(double x) { return std::exp(x); }
