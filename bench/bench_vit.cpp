@@ -10,6 +10,7 @@
 
 #include "bench/bench.h"
 #include "core/parallel.h"
+#include "core/precision.h"
 #include "core/rng.h"
 #include "model/config.h"
 #include "model/vit.h"
@@ -39,10 +40,12 @@ struct Options {
   int64_t batch = 8;
   int threads = 0;
   double min_seconds = 3.0;
+  std::string matmul_precision = "fp32";
 };
 
 void run(const Options& o) {
   set_num_threads(o.threads);
+  MatmulPrecisionScope precision(parse_matmul_precision(o.matmul_precision));
   Config cfg = o.config.empty() ? Config::from_string("", "<defaults>") : Config::from_file(o.config);
   for (const auto& s : o.sets) cfg.set_override(s);
   const VisionConfig vc = VisionConfig::from(cfg);
@@ -67,8 +70,8 @@ void run(const Options& o) {
   } while (t < o.min_seconds);
   const double cpu = cpu_seconds() - c0;
   const double ips = double(images) / t;
-  std::printf("vit (tinyvlm): %s, batch %lld, %d threads, fp32\n", vc.describe().c_str(), (long long)o.batch,
-              num_threads());
+  std::printf("vit (tinyvlm): %s, batch %lld, %d threads, %s matmuls\n", vc.describe().c_str(), (long long)o.batch,
+              num_threads(), o.matmul_precision.c_str());
   std::printf("  forward    : %8.2f images/s  (%.1f ms/image, %.1f GFLOP/s; %lld calls in %.1f s, %.1f ms CPU/image)\n",
               ips, 1e3 / ips, ips * flops_per_image(vc) / 1e9, (long long)calls, t, 1e3 * cpu / double(images));
 }
@@ -84,6 +87,8 @@ void add_bench_vit(CLI::App& bench) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", opt->sets, "override a config key, e.g. --set vision_num_layers=6");
   cmd->add_option("--min-time", opt->min_seconds, "seconds the measurement runs at least");
+  cmd->add_option("--matmul-precision", opt->matmul_precision, "fp32 or bf16 (bf16 GEMM operands, fp32 sums)")
+      ->capture_default_str();
   cmd->callback([opt] { run(*opt); });
 }
 
