@@ -307,3 +307,24 @@ TV_OP_TEST(attention, gradcheck, BackwardMatchesNaiveAcrossTiles) {
       tvtest::expect_close(dv2.to(DType::F64), rv, tol, tol, what + " dv alone");
     }
 }
+
+// The temperature gradient sums dS * S over every visible pair (2M here). Its terms cancel, so even
+// exact sums of the float terms differ from double by a few 1e-6; but sums kept in float across a
+// whole work unit drift further (3.3e-5 measured here), which the kernel avoids by adding per-block
+// partials in double (8e-6).
+TV_OP_TEST(attention, gradcheck, ScaleGradientStaysAccurateAtLongSequences) {
+  const Case c{1, 2048, 2048, 4, 1, 32, true, 0, 0};
+  Rng rng(16);
+  Inputs in = make_inputs(c, DType::F64, rng, 1.0);
+  Tensor dout = tvtest::rand_tensor({c.B, c.Sq, c.H, c.Dh}, DType::F64, rng);
+  double ds[2] = {0, 0};
+  int i = 0;
+  for (DType dt : {DType::F64, DType::F32}) {
+    Tensor q = in.q.to(dt), k = in.k.to(dt), v = in.v.to(dt), d = dout.to(dt);
+    ops::AttentionParams p = params_of(c, 0.2);
+    Tensor out = Tensor::empty(q.shape(), dt), lse = Tensor::empty({c.B, c.H, c.Sq}, dt), none;
+    ops::attention_fwd(out, &lse, q, k, v, p);
+    ops::attention_bwd(none, none, none, &ds[i++], d, q, k, v, out, lse, p);
+  }
+  EXPECT_LT(std::abs(ds[1] - ds[0]), 1.5e-5 * std::abs(ds[0])) << "f32 " << ds[1] << " vs f64 " << ds[0];
+}

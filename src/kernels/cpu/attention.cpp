@@ -485,7 +485,14 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
       copy_rows(vc.data(), Dh, v + kv0, ldk, kChunk, Dh);
       if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, kChunk, Dh);
       if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, kChunk, Dh);
-      Vec<T> dscale_lanes{};  // sum of dS * S, one partial per query lane
+      // sum of dS * S: one float partial per query lane over a key block, then added up in double (a
+      // float sum over a whole unit loses digits at long sequences).
+      Vec<T> dscale_lanes{};
+      double dscale_unit = 0;
+      auto flush_dscale = [&] {
+        for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
+        dscale_lanes = Vec<T>{};
+      };
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         const int64_t row0 = q_rows(unit, h) / Dh;  // [b, i0, h] row of q, out, dout, dq
         copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, kChunk, Dh);
@@ -528,6 +535,7 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
               vstore(prow, p);
               vstore(dsrow, ds * sc_t);
             }
+          flush_dscale();
           // Below the strip's key rows every entry is masked: zeros for the whole-tile products.
           for (int64_t j = nk; j < kChunk; ++j)
             for (int64_t cv = c0; cv < c0 + 2; ++cv) {
@@ -552,8 +560,7 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
       }
       if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, kChunk, Dh);
       if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, kChunk, Dh);
-      double dscale_unit = 0;
-      for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
+      flush_dscale();
       dscale_of_unit[unit] = dscale_unit;
     }
   }
@@ -690,7 +697,14 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
       copy_rows(vc.data(), Dh, v + kv0, ldk, Sk, Dh);
       if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, Sk, Dh);
       if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, Sk, Dh);
-      Vec<T> dscale_lanes{};  // sum of dS * S, one partial per query lane
+      // sum of dS * S: one float partial per query lane over a key block, then added up in double (a
+      // float sum over a whole unit loses digits at long sequences).
+      Vec<T> dscale_lanes{};
+      double dscale_unit = 0;
+      auto flush_dscale = [&] {
+        for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
+        dscale_lanes = Vec<T>{};
+      };
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         for (const Range& tile : tiles) {
           const int64_t i0 = tile.lo, M = tile.hi - i0, MV = (M + L - 1) / L;
@@ -743,6 +757,7 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
                 vstore(dsrow + c * L, ds * sc_t);
               }
             }
+            flush_dscale();
             if (dq)
               gemm_acc_krange<T, true>(dqc.data(), Dh, dst.data(), kTileQ, kc.data() + j0 * Dh, Dh, M, Dh, N,
                                        rel.data());
@@ -758,8 +773,7 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
       }
       if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, Sk, Dh);
       if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, Sk, Dh);
-      double dscale_unit = 0;
-      for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
+      flush_dscale();
       dscale_of_unit[unit] = dscale_unit;
     }
   }
