@@ -250,6 +250,28 @@ void copy_rows(T* __restrict dst, int64_t ldd, const T* __restrict src, int64_t 
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * ldd, src + i * lds, size_t(Dh) * sizeof(T));
 }
 
+// A backward unit's n rows of K and V (and of dK and dV, when wanted) into its contiguous buffers.
+template <typename T>
+void copy_kv_in(T* kc, T* vc, T* dkc, T* dvc, const T* k, const T* v, const T* dk, const T* dv, int64_t row0,
+                int64_t ld, int64_t n, int64_t Dh) {
+  copy_rows(kc, Dh, k + row0, ld, n, Dh);
+  copy_rows(vc, Dh, v + row0, ld, n, Dh);
+  if (dk) copy_rows(dkc, Dh, dk + row0, ld, n, Dh);
+  if (dv) copy_rows(dvc, Dh, dv + row0, ld, n, Dh);
+}
+
+// The temperature gradient's sum of dS * S: one float partial per query lane within a key block, added
+// up in double after each block (a float sum over a whole unit loses digits at long sequences).
+template <typename T>
+struct ScaleGradSum {
+  Vec<T> lanes{};
+  double total = 0;
+  void flush() {
+    for (int64_t w = 0; w < int64_t(32 / sizeof(T)); ++w) total += double(lanes[w]);
+    lanes = Vec<T>{};
+  }
+};
+
 // Rows (of Dh values, ld apart) of up to four arrays, fetched into the cache a few at a time while a
 // tile computes: the rows lie 1-2 KiB apart, beyond the hardware prefetcher, and issued all at once
 // the fetches stall the core on its miss buffers.
@@ -481,18 +503,8 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
     for (int64_t unit = 0; unit < n_units; ++unit) {
       const int64_t c = unit % n_chunks, bg = unit / n_chunks, b = bg / Hkv, g = bg % Hkv, i0 = c * kChunk;
       const int64_t kv0 = kv_rows(unit);
-      copy_rows(kc.data(), Dh, k + kv0, ldk, kChunk, Dh);
-      copy_rows(vc.data(), Dh, v + kv0, ldk, kChunk, Dh);
-      if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, kChunk, Dh);
-      if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, kChunk, Dh);
-      // sum of dS * S: one float partial per query lane over a key block, then added up in double (a
-      // float sum over a whole unit loses digits at long sequences).
-      Vec<T> dscale_lanes{};
-      double dscale_unit = 0;
-      auto flush_dscale = [&] {
-        for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
-        dscale_lanes = Vec<T>{};
-      };
+      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, kChunk, Dh);
+      ScaleGradSum<T> dscale_sum;
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         const int64_t row0 = q_rows(unit, h) / Dh;  // [b, i0, h] row of q, out, dout, dq
         copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, kChunk, Dh);
@@ -531,11 +543,11 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
                 ds = vis ? ds : Vec<T>{};
                 sv = vis ? sv : Vec<T>{};
               }
-              if (dscale) dscale_lanes += ds * sv;
+              if (dscale) dscale_sum.lanes += ds * sv;
               vstore(prow, p);
               vstore(dsrow, ds * sc_t);
             }
-          flush_dscale();
+          dscale_sum.flush();
           // Below the strip's key rows every entry is masked: zeros for the whole-tile products.
           for (int64_t j = nk; j < kChunk; ++j)
             for (int64_t cv = c0; cv < c0 + 2; ++cv) {
@@ -560,8 +572,8 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
       }
       if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, kChunk, Dh);
       if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, kChunk, Dh);
-      flush_dscale();
-      dscale_of_unit[unit] = dscale_unit;
+      dscale_sum.flush();
+      dscale_of_unit[unit] = dscale_sum.total;
     }
   }
   if (dscale)
@@ -693,18 +705,8 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
     for (int64_t unit = 0; unit < n_units; ++unit) {
       const int64_t b = unit / Hkv, g = unit % Hkv;
       const int64_t kv0 = (b * Sk * Hkv + g) * Dh;  // [b, 0, g] row of k, v, dk, dv
-      copy_rows(kc.data(), Dh, k + kv0, ldk, Sk, Dh);
-      copy_rows(vc.data(), Dh, v + kv0, ldk, Sk, Dh);
-      if (dk) copy_rows(dkc.data(), Dh, dk + kv0, ldk, Sk, Dh);
-      if (dv) copy_rows(dvc.data(), Dh, dv + kv0, ldk, Sk, Dh);
-      // sum of dS * S: one float partial per query lane over a key block, then added up in double (a
-      // float sum over a whole unit loses digits at long sequences).
-      Vec<T> dscale_lanes{};
-      double dscale_unit = 0;
-      auto flush_dscale = [&] {
-        for (int64_t w = 0; w < L; ++w) dscale_unit += double(dscale_lanes[w]);
-        dscale_lanes = Vec<T>{};
-      };
+      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, Sk, Dh);
+      ScaleGradSum<T> dscale_sum;
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         for (const Range& tile : tiles) {
           const int64_t i0 = tile.lo, M = tile.hi - i0, MV = (M + L - 1) / L;
@@ -752,12 +754,12 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
                   ds = vis ? ds : Vec<T>{};
                   sv = vis ? sv : Vec<T>{};
                 }
-                if (dscale) dscale_lanes += ds * sv;
+                if (dscale) dscale_sum.lanes += ds * sv;
                 vstore(prow + c * L, p);
                 vstore(dsrow + c * L, ds * sc_t);
               }
             }
-            flush_dscale();
+            dscale_sum.flush();
             if (dq)
               gemm_acc_krange<T, true>(dqc.data(), Dh, dst.data(), kTileQ, kc.data() + j0 * Dh, Dh, M, Dh, N,
                                        rel.data());
@@ -773,8 +775,8 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
       }
       if (dk) copy_rows(dk + kv0, ldk, dkc.data(), Dh, Sk, Dh);
       if (dv) copy_rows(dv + kv0, ldk, dvc.data(), Dh, Sk, Dh);
-      flush_dscale();
-      dscale_of_unit[unit] = dscale_unit;
+      dscale_sum.flush();
+      dscale_of_unit[unit] = dscale_sum.total;
     }
   }
   if (dscale)
