@@ -165,3 +165,35 @@ TEST(GemmBf16, BfloatAEqualsRoundedFloatA) {
     EXPECT_TRUE(same_bits(C1, C2)) << "ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K;
   }
 }
+
+// CPUs without AVX512-BF16 take the emulated path for every entry point: check those paths here by
+// switching the native kernel off.
+TEST(GemmBf16, EmulatedEntryPointsAgree) {
+  struct NativeOff {
+    NativeOff() { tv::cpu::allow_native_bf16(false); }
+    ~NativeOff() { tv::cpu::allow_native_bf16(true); }
+  } off;
+  EXPECT_FALSE(tv::cpu::gemm_bf16_native());
+  uint64_t seed = 500;
+  for (const Case& c : cases()) check(tv::cpu::gemm_bf16, c, seed++);  // gemm_bf16 itself, emulated
+  tv::Rng rng(9);
+  const int64_t M = 37, N = 45, K = 71;
+  std::vector<float> A(size_t(M * K)), B(size_t(K * N)), A2(size_t(M * K)), C(size_t(M * N)), C1, C2, C3;
+  std::vector<uint16_t> A16(A.size());
+  for (auto& v : A) v = float(rng.uniform() * 2 - 1);
+  for (auto& v : A2) v = float(rng.uniform() * 2 - 1);
+  for (auto& v : B) v = float(rng.uniform() * 2 - 1);
+  for (size_t i = 0; i < A.size(); ++i) A16[i] = tv::cpu::bf16_round(A[i]);
+  C1 = C2 = C;
+  tv::cpu::gemm_bf16_emulated(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C1.data(), N);
+  tv::cpu::gemm_bf16_a16(false, false, M, N, K, 1.0f, A16.data(), K, B.data(), N, 0.0f, C2.data(), N);
+  EXPECT_TRUE(same_bits(C1, C2)) << "bf16 A, emulated";
+  // Grouped: the same bits as one call per problem.
+  std::vector<float> G1(size_t(M * N)), G2(size_t(M * N)), S1(size_t(M * N)), S2(size_t(M * N));
+  const tv::cpu::GemmGroup<float> probs[2] = {{M, N, K, A.data(), K, B.data(), N, G1.data(), N},
+                                              {M, N, K, A2.data(), K, B.data(), N, G2.data(), N}};
+  tv::cpu::gemm_bf16_grouped(false, false, 1.0f, 0.0f, probs, 2);
+  tv::cpu::gemm_bf16(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, S1.data(), N);
+  tv::cpu::gemm_bf16(false, false, M, N, K, 1.0f, A2.data(), K, B.data(), N, 0.0f, S2.data(), N);
+  EXPECT_TRUE(same_bits(G1, S1) && same_bits(G2, S2)) << "grouped, emulated";
+}

@@ -17,6 +17,7 @@
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/trainer.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "train/pretrain.h"
 
 extern char** environ;
@@ -190,4 +191,26 @@ TEST(PretrainBf16, LearnsStaysCloseToFp32AndResumesBitForBit) {
     EXPECT_NE(std::string(e.what()).find("config.toml"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("expected \"fp32\" or \"bf16\""), std::string::npos) << e.what();
   }
+}
+
+// The same bf16 run on the emulated path (what a CPU without AVX512-BF16 takes): it learns, and its
+// first loss equals the native path's up to summation order.
+TEST(PretrainBf16, EmulatedPathLearnsLikeTheNativeOne) {
+  Corpus c;
+  PretrainOptions native = c.options("native", 8), emulated = c.options("emulated", 8);
+  native.sets = emulated.sets = {"matmul_precision=bf16"};
+  pretrain(native);
+  tv::cpu::allow_native_bf16(false);
+  TrainResult r;
+  try {
+    r = pretrain(emulated);
+  } catch (...) {
+    tv::cpu::allow_native_bf16(true);
+    throw;
+  }
+  tv::cpu::allow_native_bf16(true);
+  EXPECT_LT(r.best_val, r.first_val);
+  auto a = train_losses(native.out), b = train_losses(emulated.out);
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_NEAR(b.at(1), a.at(1), 1e-4 * a.at(1));
 }

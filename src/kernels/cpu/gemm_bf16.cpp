@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <vector>
@@ -324,10 +325,12 @@ void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup
   }
 }
 
+std::atomic<bool> g_native_allowed{true};
+
 bool cpu_has_avx512_bf16() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-  return has;
+  return has && g_native_allowed.load(std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -348,6 +351,8 @@ void gemm_bf16_emulated(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
 }
 
 bool gemm_bf16_native() { return cpu_has_avx512_bf16(); }
+
+void allow_native_bf16(bool allowed) { g_native_allowed.store(allowed, std::memory_order_relaxed); }
 
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
