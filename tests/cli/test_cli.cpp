@@ -1,5 +1,6 @@
 // The command line as a user meets it: help for every subcommand, clear errors for bad input, and the
 // inference commands on a checkpoint trained in the test.
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <array>
@@ -75,7 +76,7 @@ TEST(Cli, EverySubcommandHasHelp) {
 }
 
 TEST(Cli, MalformedConfigStopsBeforeAnyWorkNamingTheKey) {
-  fs::path dir = fs::temp_directory_path() / "tinyvlm_cli_cfg";
+  fs::path dir = fs::temp_directory_path() / ("tinyvlm_cli_cfg_" + std::to_string(getpid()));
   fs::create_directories(dir);
   write_file_atomic((dir / "bad.toml").string(), "d_model = 100\nn_heads = 12\n");
   write_file_atomic((dir / "data.txt").string(), "hello");
@@ -89,7 +90,7 @@ TEST(Cli, MalformedConfigStopsBeforeAnyWorkNamingTheKey) {
 }
 
 TEST(Cli, PerplexityAndGenerateOnACheckpoint) {
-  fs::path dir = fs::temp_directory_path() / "tinyvlm_cli_infer";
+  fs::path dir = fs::temp_directory_path() / ("tinyvlm_cli_infer_" + std::to_string(getpid()));
   fs::create_directories(dir);
   std::string ckpt = make_checkpoint(dir);
   write_file_atomic((dir / "ids.txt").string(), "1 5 9 13 2 7 7 30 41 8\n");
@@ -118,7 +119,7 @@ TEST(Cli, PerplexityAndGenerateOnACheckpoint) {
 
 // The README's main job, scaled down, run from another directory with a relative output path.
 TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
-  fs::path dir = fs::temp_directory_path() / "tinyvlm_cli_demo";
+  fs::path dir = fs::temp_directory_path() / ("tinyvlm_cli_demo_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string cmd = "cd " + dir.string() + " && " + std::string(TV_TINYVLM_BIN) +

@@ -1,3 +1,4 @@
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -11,7 +12,7 @@ using namespace tv;
 namespace fs = std::filesystem;
 
 namespace {
-std::string tmp_path(const std::string& name) { return (fs::temp_directory_path() / ("tinyvlm_test_" + name)).string(); }
+std::string tmp_path(const std::string& name) { return (fs::temp_directory_path() / ("tinyvlm_test_" + std::to_string(getpid()) + "_" + name)).string(); }
 }  // namespace
 
 TEST(Safetensors, RoundTripWithMetadata) {

@@ -1,5 +1,6 @@
 // The shared training loop: non-finite batches are skipped and reported, never applied, and do not
 // advance the step or the schedule; gradient accumulation averages micro-batches.
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,7 +33,7 @@ TEST(TrainerLoop, NonFiniteBatchesAreSkippedNotApplied) {
   task.data_state = [] { return std::string(); };
   task.restore_data_state = [](const std::string&) {};
   TrainLoopConfig cfg;
-  cfg.out_dir = (fs::temp_directory_path() / "tinyvlm_trainer_loop").string();
+  cfg.out_dir = (fs::temp_directory_path() / ("tinyvlm_trainer_loop_" + std::to_string(getpid()))).string();
   fs::remove_all(cfg.out_dir);
   cfg.total_steps = 6;
   cfg.warmup_steps = 0;
@@ -67,7 +68,7 @@ TEST(TrainerLoop, GradientAccumulationAveragesMicroBatches) {
     task.data_state = [] { return std::string(); };
     task.restore_data_state = [](const std::string&) {};
     TrainLoopConfig cfg;
-    cfg.out_dir = (fs::temp_directory_path() / ("tinyvlm_accum_" + std::to_string(accum))).string();
+    cfg.out_dir = (fs::temp_directory_path() / ("tinyvlm_accum_" + std::to_string(getpid()) + "_" + std::to_string(accum))).string();
     fs::remove_all(cfg.out_dir);
     cfg.total_steps = 3;
     cfg.warmup_steps = 0;
