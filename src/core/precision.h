@@ -14,9 +14,9 @@ enum class MatmulPrecision { F32, BF16 };
 void set_matmul_precision(MatmulPrecision p);
 MatmulPrecision matmul_precision();
 
-// "fp32" or "bf16"; anything else throws, naming what was expected.
-MatmulPrecision parse_matmul_precision(std::string_view s);
-const char* matmul_precision_name(MatmulPrecision p);
+// "fp32" or "bf16"; anything else throws, naming `where` (e.g. the config file and key) and what was
+// expected.
+MatmulPrecision parse_matmul_precision(std::string_view s, std::string_view where = "matmul precision");
 
 // Whether this CPU runs bf16 GEMMs natively (AVX512-BF16); otherwise they are emulated, slower than fp32.
 bool bf16_matmuls_native();

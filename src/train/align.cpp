@@ -117,7 +117,9 @@ AlignResult align(const AlignOptions& a) {
   if (!a.cache_features.empty()) {
     // Features computed with bf16 matmuls differ from fp32 ones: they get a cache folder of their own.
     uint64_t key = vlm.tower().fingerprint();
-    if (cfg.get_string("matmul_precision", "fp32") == "bf16") key ^= 0x9e3779b97f4a7c15ull;
+    if (parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =") ==
+        MatmulPrecision::BF16)
+      key ^= 0x9e3779b97f4a7c15ull;
     cache = std::make_unique<FeatureCache>(a.cache_features, key, vc.num_patches(), vc.hidden);
   }
   ImageFeatureSource features(vlm.tower(), cache.get(), int(cfg.get_int("vlm_image_workers", 0)), B);

@@ -74,10 +74,8 @@ void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& p
   if (lc.grad_accum < 1) fail(cfg.source(), ": ", prefix, "grad_accum must be at least 1, got ", lc.grad_accum);
   if (lc.log_every < 1) fail(cfg.source(), ": ", prefix, "log_interval must be at least 1, got ", lc.log_every);
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
-  const std::string prec = cfg.get_string("matmul_precision", "fp32");
-  if (prec != "fp32" && prec != "bf16")
-    fail(cfg.source(), ": matmul_precision = \"", prec, "\": expected \"fp32\" or \"bf16\"");
-  lc.matmul_precision = parse_matmul_precision(prec);
+  lc.matmul_precision =
+      parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
 }
 
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task) {
