@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/train_options.h"
 #include "train/align.h"
 
 namespace tv::cli {
@@ -27,15 +28,7 @@ void add_align_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Run directory: checkpoints (best, last), metrics.jsonl")->required();
   cmd->add_option("--cache-features", a->cache_features,
                   "Folder caching each image's tower output (bf16), reused across epochs, runs and phases");
-  cmd->add_option("--steps", a->steps, "Optimizer steps (default: vlm_epochs * batches per epoch)");
-  cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
-  cmd->add_option("--set", a->sets, "Override a config key, e.g. --set vlm_batch_size=16 (repeatable)");
-  cmd->add_option("--stop-after", a->stop_after, "Stop after this many steps (checkpointed), as if interrupted");
-  cmd->add_option_function<std::string>(
-         "--matmul-precision", [a](const std::string& v) { a->sets.push_back("matmul_precision=" + v); },
-         "fp32 (default) or bf16: bf16 GEMM operands, fp32 accumulation and weights (config key matmul_precision)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_training_run_options(cmd, a, "Optimizer steps (default: vlm_epochs * batches per epoch)", "vlm_batch_size=16");
   cmd->callback([a] { align(*a); });
 }
 

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/train_options.h"
 #include "train/pretrain.h"
 
 namespace tv::cli {
@@ -16,15 +17,7 @@ void add_pretrain_command(CLI::App& app) {
       ->required();
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (needed for raw text input)");
   cmd->add_option("--out", a->out, "Run directory: checkpoints (best, last), metrics.jsonl")->required();
-  cmd->add_option("--steps", a->steps, "Optimizer steps (default: epochs * batches_per_epoch)");
-  cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
-  cmd->add_option("--set", a->sets, "Override a config key, e.g. --set lr=1e-3 (repeatable)");
-  cmd->add_option("--stop-after", a->stop_after, "Stop after this many steps (checkpointed), as if interrupted");
-  cmd->add_option_function<std::string>(
-         "--matmul-precision", [a](const std::string& v) { a->sets.push_back("matmul_precision=" + v); },
-         "fp32 (default) or bf16: bf16 GEMM operands, fp32 accumulation and weights (config key matmul_precision)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
-  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_training_run_options(cmd, a, "Optimizer steps (default: epochs * batches_per_epoch)", "lr=1e-3");
   cmd->callback([a] { pretrain(*a); });
 }
 

@@ -1,0 +1,25 @@
+// The command-line options every training phase shares, registered once for `pretrain`, `align` and
+// the phases to come. Options is the phase's options struct (steps, resume, sets, stop_after, threads).
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+namespace tv::cli {
+
+template <typename Options>
+void add_training_run_options(CLI::App* cmd, const std::shared_ptr<Options>& a, const std::string& steps_help,
+                              const std::string& set_example) {
+  cmd->add_option("--steps", a->steps, steps_help);
+  cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
+  cmd->add_option("--set", a->sets, "Override a config key, e.g. --set " + set_example + " (repeatable)");
+  cmd->add_option("--stop-after", a->stop_after, "Stop after this many steps (checkpointed), as if interrupted");
+  cmd->add_option_function<std::string>(
+         "--matmul-precision", [a](const std::string& v) { a->sets.push_back("matmul_precision=" + v); },
+         "fp32 (default) or bf16: bf16 GEMM operands, fp32 accumulation and weights (config key matmul_precision)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+}
+
+}  // namespace tv::cli
