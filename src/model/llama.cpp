@@ -338,10 +338,8 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   TV_CHECK(x.ndim() == 2 && x.size(1) == D && targets.numel() == n && targets.dtype() == DType::I32,
            "Llama::head_loss: x [n, ", D, "] and targets i32 [n], got ", x.describe(), " and ", targets.describe());
   HeadLoss r;
-  {
-    Tensor ht = targets.to(Device::CPU);
-    for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != -100;
-  }
+  const Tensor ht = targets.to(Device::CPU);  // the count scales the gradient; the sum skips the same rows
+  for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != -100;
   Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
   Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse;
@@ -377,7 +375,6 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
     }
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
-  Tensor ht = targets.to(Device::CPU);
   for (int64_t i = 0; i < n; ++i)
     if (ht.data<int32_t>()[i] != -100) r.sum += hl.data<double>()[i];
   if (dx) {
