@@ -10,6 +10,7 @@
 #include "bench/bench.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "core/precision.h"
 #include "model/llama.h"
 #include "model/sampler.h"
@@ -21,7 +22,7 @@ namespace {
 struct TrainBenchArgs {
   int threads = 2;
   int64_t steps = 5, warmup = 2, batch = 8, seq = 256, prompt_len = 16, new_tokens = 64;
-  bool json = false;
+  bool json = false, profile = false;
   std::string matmul_precision = "fp32";
   int64_t head_chunk = 0;  // 0: the model's default
 };
@@ -63,6 +64,7 @@ void run(const TrainBenchArgs& a) {
   double t_fb = 0, t_opt = 0, t_fwd = 0, t_head = 0, t_bwd = 0;
   const int64_t N = a.batch * a.seq;
   for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+    if (a.profile && i == a.warmup) profile::enable(true);  // the timed steps only
     Tensor ids, tg;
     batch(ids, tg);
     auto t0 = std::chrono::steady_clock::now();
@@ -86,6 +88,7 @@ void run(const TrainBenchArgs& a) {
       t_bwd += fb - f - h;
     }
   }
+  profile::enable(false);
   const double tokens = double(a.steps * a.batch * a.seq);
   const double train_tps = tokens / (t_fb + t_opt);
 
@@ -129,6 +132,17 @@ void run(const TrainBenchArgs& a) {
                       {"ms_layers_backward", 1e3 * t_bwd / double(a.steps)},
                       {"generate_tokens_per_s_kv_cache", gen_cache},
                       {"generate_tokens_per_s_no_cache", gen_nocache}};
+  const std::vector<profile::Entry> ops = a.profile ? profile::entries() : std::vector<profile::Entry>{};
+  double ops_seconds = 0;
+  for (const profile::Entry& e : ops) ops_seconds += e.seconds;
+  if (a.profile) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const profile::Entry& e : ops)
+      rows.push_back({{"op", e.name}, {"calls_per_step", double(e.calls) / double(a.steps)},
+                      {"ms_per_step", 1e3 * e.seconds / double(a.steps)}});
+    j["profile"] = rows;
+    j["ms_outside_ops"] = 1e3 * (t_fb + t_opt - ops_seconds) / double(a.steps);
+  }
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -141,6 +155,17 @@ void run(const TrainBenchArgs& a) {
                 train_tps, per * (t_fb + t_opt), per * t_fwd, per * t_head, per * t_bwd, per * t_opt);
     std::printf("  generate (batch 1, prompt %lld, %lld new): %.1f tokens/s with KV cache, %.1f tokens/s recomputing\n",
                 (long long)a.prompt_len, (long long)a.new_tokens, gen_cache, gen_nocache);
+    if (a.profile) {
+      const double step = (t_fb + t_opt) / double(a.steps);
+      std::printf("\n  %-28s %10s %10s %8s\n", "op (per training step)", "calls", "ms", "% step");
+      auto row = [&](const char* name, double calls, double seconds) {
+        std::printf("  %-28s %10.1f %10.2f %7.1f%%\n", name, calls, 1e3 * seconds, 100.0 * seconds / step);
+      };
+      for (const profile::Entry& e : ops)
+        row(e.name.c_str(), double(e.calls) / double(a.steps), e.seconds / double(a.steps));
+      std::printf("  %-28s %10s %10.2f %7.1f%%\n", "outside ops (allocation, copies, zeroing)", "",
+                  1e3 * (step - ops_seconds / double(a.steps)), 100.0 * (1.0 - ops_seconds / double(a.steps) / step));
+    }
   }
 }
 
@@ -159,6 +184,7 @@ void add_bench_train(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--head-chunk", a->head_chunk, "Rows per chunk of the output layer + loss (default: the model's)");
   cmd->add_flag("--json", a->json, "One JSON object instead of text");
+  cmd->add_flag("--profile", a->profile, "Time every op of the timed training steps and print the table");
   cmd->callback([a] { run(*a); });
 }
 

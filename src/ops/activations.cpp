@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -6,6 +7,7 @@
 namespace tv::ops {
 
 void silu_fwd(Tensor& y, const Tensor& x) {
+  TV_PROFILE("silu_fwd");
   const char* op = "silu_fwd";
   check_contiguous(x, op, "x");
   check_like(y, x, op, "y");
@@ -14,6 +16,7 @@ void silu_fwd(Tensor& y, const Tensor& x) {
 }
 
 void silu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x) {
+  TV_PROFILE("silu_bwd");
   const char* op = "silu_bwd";
   check_contiguous(x, op, "x");
   check_like(dy, x, op, "dy");
@@ -23,6 +26,7 @@ void silu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x) {
 }
 
 void swiglu_fwd(Tensor& h, const Tensor& gate, const Tensor& up) {
+  TV_PROFILE("swiglu_fwd");
   const char* op = "swiglu_fwd";
   check_contiguous(gate, op, "gate");
   check_like(up, gate, op, "up");
@@ -32,6 +36,7 @@ void swiglu_fwd(Tensor& h, const Tensor& gate, const Tensor& up) {
 }
 
 void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate, const Tensor& up, GradMode mode) {
+  TV_PROFILE("swiglu_bwd");
   const char* op = "swiglu_bwd";
   check_contiguous(gate, op, "gate");
   check_like(up, gate, op, "up");
@@ -45,6 +50,7 @@ void swiglu_bwd(Tensor* dgate, Tensor* dup, const Tensor& dh, const Tensor& gate
 }
 
 void gelu_fwd(Tensor& y, const Tensor& x) {
+  TV_PROFILE("gelu_fwd");
   const char* op = "gelu_fwd";
   check_contiguous(x, op, "x");
   check_like(y, x, op, "y");
@@ -53,6 +59,7 @@ void gelu_fwd(Tensor& y, const Tensor& x) {
 }
 
 void gelu_bwd(Tensor& dx, const Tensor& dy, const Tensor& x) {
+  TV_PROFILE("gelu_bwd");
   const char* op = "gelu_bwd";
   check_contiguous(x, op, "x");
   check_like(dy, x, op, "dy");

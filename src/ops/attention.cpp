@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
@@ -30,6 +31,7 @@ static cpu::AttentionShape check_attention(const char* op, const Tensor& q, cons
 
 void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
                    const AttentionParams& p) {
+  TV_PROFILE("attention_fwd");
   const char* op = "attention_fwd";
   cpu::AttentionShape s = check_attention(op, q, k, v, out, lse, p);
   require_cpu(common_device(op, &out, lse, &q, &k, &v), op);
@@ -41,6 +43,7 @@ void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, c
 // dq, dk, dv: an undefined tensor means "not needed", like a null gradient elsewhere.
 void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Tensor& dout, const Tensor& q,
                    const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p) {
+  TV_PROFILE("attention_bwd");
   const char* op = "attention_bwd";
   cpu::AttentionShape s = check_attention(op, q, k, v, out, &lse, p);
   TV_CHECK(lse.defined(), op, ": lse from the forward is required");

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -6,6 +7,7 @@
 namespace tv::ops {
 
 void add_(Tensor& y, const Tensor& x, double alpha) {
+  TV_PROFILE("add_");
   const char* op = "add_";
   check_contiguous(y, op, "y");
   check_like(x, y, op, "x");
@@ -14,6 +16,7 @@ void add_(Tensor& y, const Tensor& x, double alpha) {
 }
 
 void scale_(Tensor& y, double alpha) {
+  TV_PROFILE("scale_");
   const char* op = "scale_";
   check_contiguous(y, op, "y");
   require_cpu(common_device(op, &y), op);
@@ -21,6 +24,7 @@ void scale_(Tensor& y, double alpha) {
 }
 
 double sum_squares(const Tensor& x) {
+  TV_PROFILE("sum_squares");
   const char* op = "sum_squares";
   check_contiguous(x, op, "x");
   require_cpu(common_device(op, &x), op);

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -17,6 +18,7 @@ static void check_embedding(const char* op, const Tensor& ids, const Tensor& tab
 }
 
 void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table) {
+  TV_PROFILE("embedding_fwd");
   const char* op = "embedding_fwd";
   check_embedding(op, ids, table, "table", y, "y");
   require_cpu(common_device(op, &y, &ids, &table), op);
@@ -27,6 +29,7 @@ void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table) {
 }
 
 void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids) {
+  TV_PROFILE("embedding_bwd");
   const char* op = "embedding_bwd";
   check_embedding(op, ids, dtable, "dtable", dy, "dy");
   require_cpu(common_device(op, &dtable, &dy, &ids), op);

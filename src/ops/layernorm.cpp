@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -16,6 +17,7 @@ static void check_layernorm(const char* op, const Tensor& x, const Tensor& w, co
 
 void layernorm_fwd(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
                    double eps) {
+  TV_PROFILE("layernorm_fwd");
   const char* op = "layernorm_fwd";
   check_layernorm(op, x, w, mean, rstd);
   check_like(b, w, op, "b");
@@ -28,6 +30,7 @@ void layernorm_fwd(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const
 
 void layernorm_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
                    const Tensor& mean, const Tensor& rstd) {
+  TV_PROFILE("layernorm_bwd");
   const char* op = "layernorm_bwd";
   check_layernorm(op, x, w, mean, rstd);
   check_like(dy, x, op, "dy");

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -6,6 +7,7 @@
 namespace tv::ops {
 
 void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha, double beta) {
+  TV_PROFILE("matmul");
   const char* op = "matmul";
   TV_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, op, ": 2-D tensors expected, got ", a.describe(), ", ",
            b.describe(), ", ", c.describe());
@@ -38,6 +40,7 @@ static void check_linear(const char* op, const Tensor& x, const Tensor& w, const
 }
 
 void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
+  TV_PROFILE("linear_fwd");
   const char* op = "linear_fwd";
   check_linear(op, x, w, b, y);
   require_cpu(common_device(op, &y, &x, &w, b), op);
@@ -48,6 +51,7 @@ void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
 
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
                 GradMode dx_mode) {
+  TV_PROFILE("linear_bwd");
   const bool over = dx_mode == GradMode::Overwrite;
   const char* op = "linear_bwd";
   if (dy.dtype() == DType::BF16 && x.dtype() == DType::F32) {  // bf16 gradient: bf16 products

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -44,6 +45,7 @@ std::vector<const T*> weight_ptrs(const std::vector<const Tensor*>& w) {
 
 void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
                         const std::vector<int64_t>& offsets) {
+  TV_PROFILE("linear_grouped_fwd");
   const char* op = "linear_grouped_fwd";
   check_grouped(op, x, w, offsets, y);
   TV_DISPATCH_FLOAT(x.dtype(), op,
@@ -53,6 +55,7 @@ void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tens
 
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
                         const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets, GradMode dx_mode) {
+  TV_PROFILE("linear_grouped_bwd");
   const char* op = "linear_grouped_bwd";
   check_grouped(op, x, w, offsets, dy);
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");

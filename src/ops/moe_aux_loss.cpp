@@ -1,7 +1,8 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "ops/moe_common.h"
 #include "ops/dispatch.h"
+#include "ops/moe_common.h"
 
 namespace tv::ops {
 
@@ -12,6 +13,7 @@ static void check_aux(const char* op, const Tensor& probs, const Tensor& idx) {
 }
 
 double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx) {
+  TV_PROFILE("moe_aux_loss_fwd");
   const char* op = "moe_aux_loss_fwd";
   check_aux(op, probs, idx);
   require_cpu(common_device(op, &probs, &idx), op);
@@ -23,6 +25,7 @@ double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx) {
 }
 
 void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const Tensor& idx) {
+  TV_PROFILE("moe_aux_loss_bwd");
   const char* op = "moe_aux_loss_bwd";
   check_aux(op, probs, idx);
   check_shape(dprobs, probs.shape(), op, "dprobs");

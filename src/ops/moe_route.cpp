@@ -1,11 +1,13 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "ops/moe_common.h"
 #include "ops/dispatch.h"
+#include "ops/moe_common.h"
 
 namespace tv::ops {
 
 void moe_route_fwd(Tensor& probs, Tensor& idx, Tensor& w, const Tensor& logits, int k) {
+  TV_PROFILE("moe_route_fwd");
   const char* op = "moe_route_fwd";
   TV_CHECK(logits.ndim() == 2, op, ": logits [N, E] expected, got ", logits.describe());
   const int64_t N = logits.size(0), E = logits.size(1);
@@ -25,6 +27,7 @@ void moe_route_fwd(Tensor& probs, Tensor& idx, Tensor& w, const Tensor& logits, 
 }
 
 void moe_route_bwd(Tensor& dlogits, const Tensor& dw, const Tensor* dprobs, const Tensor& probs, const Tensor& idx) {
+  TV_PROFILE("moe_route_bwd");
   const char* op = "moe_route_bwd";
   TV_CHECK(probs.ndim() == 2, op, ": probs [N, E] expected, got ", probs.describe());
   const int64_t N = probs.size(0), E = probs.size(1);

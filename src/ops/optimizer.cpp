@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -8,6 +9,7 @@
 namespace tv::ops {
 
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p) {
+  TV_PROFILE("adamw_step");
   const char* op = "adamw_step";
   check_contiguous(param, op, "param");
   check_like(grad, param, op, "grad");
@@ -23,6 +25,7 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
 }
 
 double grad_norm(const std::vector<Tensor*>& grads) {
+  TV_PROFILE("grad_norm");
   double ss = 0;
   for (const Tensor* g : grads)
     if (g && g->defined()) ss += sum_squares(*g);
@@ -37,6 +40,7 @@ double clip_coefficient(double norm, double max_norm) {
 // Built from sum_squares and scale_, so it runs wherever those do. A non-finite norm is returned
 // unchanged and leaves the gradients as they are (the caller decides what to do with the step).
 double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm) {
+  TV_PROFILE("clip_grad_norm");
   const double total = grad_norm(grads);
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0)

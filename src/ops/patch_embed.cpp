@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -21,6 +22,7 @@ static cpu::PatchShape check_patch_embed(const char* op, const Tensor& img, cons
 }
 
 void patch_embed_fwd(Tensor& y, const Tensor& img, const Tensor& w, const Tensor* b) {
+  TV_PROFILE("patch_embed_fwd");
   const char* op = "patch_embed_fwd";
   cpu::PatchShape s = check_patch_embed(op, img, w, b, y);
   require_cpu(common_device(op, &y, &img, &w, b), op);
@@ -29,6 +31,7 @@ void patch_embed_fwd(Tensor& y, const Tensor& img, const Tensor& w, const Tensor
 }
 
 void patch_embed_bwd(Tensor* dimg, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& img, const Tensor& w) {
+  TV_PROFILE("patch_embed_bwd");
   const char* op = "patch_embed_bwd";
   cpu::PatchShape s = check_patch_embed(op, img, w, db, dy);
   if (dimg) check_like(*dimg, img, op, "dimg");

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -14,6 +15,7 @@ static void check_rmsnorm(const char* op, const Tensor& x, const Tensor& gamma, 
 }
 
 void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, double eps) {
+  TV_PROFILE("rmsnorm_fwd");
   const char* op = "rmsnorm_fwd";
   check_rmsnorm(op, x, gamma, rstd);
   check_like(y, x, op, "y");
@@ -25,6 +27,7 @@ void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, 
 
 void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
                  const Tensor& rstd) {
+  TV_PROFILE("rmsnorm_bwd");
   const char* op = "rmsnorm_bwd";
   check_rmsnorm(op, x, gamma, rstd);
   check_like(dy, x, op, "dy");

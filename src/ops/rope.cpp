@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -14,6 +15,7 @@ static void check_rope(const char* op, const Tensor& x, const Tensor& y, int64_t
 }
 
 void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta) {
+  TV_PROFILE("rope_fwd");
   const char* op = "rope_fwd";
   check_rope(op, x, y, pos_offset, theta);
   require_cpu(common_device(op, &y, &x), op);
@@ -23,6 +25,7 @@ void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta) {
 }
 
 void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta) {
+  TV_PROFILE("rope_bwd");
   const char* op = "rope_bwd";
   check_rope(op, dy, dx, pos_offset, theta);
   require_cpu(common_device(op, &dx, &dy), op);

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
@@ -13,6 +14,7 @@ static void check_rows(const char* op, const Tensor& x, const Tensor& w) {
 }
 
 void scale_rows(Tensor& y, const Tensor& x, const Tensor& w) {
+  TV_PROFILE("scale_rows");
   const char* op = "scale_rows";
   check_rows(op, x, w);
   check_shape(y, x.shape(), op, "y");
@@ -21,6 +23,7 @@ void scale_rows(Tensor& y, const Tensor& x, const Tensor& w) {
 }
 
 void scale_rows_bwd(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w) {
+  TV_PROFILE("scale_rows_bwd");
   const char* op = "scale_rows_bwd";
   check_rows(op, x, w);
   check_shape(dy, x.shape(), op, "dy");
@@ -33,6 +36,7 @@ void scale_rows_bwd(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, c
 }
 
 void row_dot(Tensor& out, const Tensor& a, const Tensor& b) {
+  TV_PROFILE("row_dot");
   const char* op = "row_dot";
   TV_CHECK(a.ndim() == 2, op, ": a must be [n, D], got ", a.describe());
   check_shape(b, a.shape(), op, "b");
@@ -44,6 +48,7 @@ void row_dot(Tensor& out, const Tensor& a, const Tensor& b) {
 }
 
 void row_dot_bwd(Tensor* da, Tensor* db, const Tensor& dout, const Tensor& a, const Tensor& b) {
+  TV_PROFILE("row_dot_bwd");
   const char* op = "row_dot_bwd";
   TV_CHECK(a.ndim() == 2, op, ": a must be [n, D], got ", a.describe());
   check_shape(b, a.shape(), op, "b");

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -6,6 +7,7 @@
 namespace tv::ops {
 
 void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows) {
+  TV_PROFILE("gather_rows");
   const char* op = "gather_rows";
   if (x.ndim() != 2) fail(op, ": x should be [n_src, D], got ", x.describe());
   check_contiguous(x, op, "x");
@@ -19,6 +21,7 @@ void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows) {
 }
 
 void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tensor* weights) {
+  TV_PROFILE("scatter_add_rows");
   const char* op = "scatter_add_rows";
   if (y.ndim() != 2) fail(op, ": y should be [n_out, D], got ", y.describe());
   check_contiguous(y, op, "y");

@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
@@ -6,6 +7,7 @@
 namespace tv::ops {
 
 void softmax_fwd(Tensor& y, const Tensor& x) {
+  TV_PROFILE("softmax_fwd");
   const char* op = "softmax_fwd";
   if (x.ndim() < 1) fail(op, ": x should have at least one dim, got ", x.describe());
   check_contiguous(x, op, "x");
@@ -15,6 +17,7 @@ void softmax_fwd(Tensor& y, const Tensor& x) {
 }
 
 void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y) {
+  TV_PROFILE("softmax_bwd");
   const char* op = "softmax_bwd";
   if (y.ndim() < 1) fail(op, ": y should have at least one dim, got ", y.describe());
   check_contiguous(y, op, "y");
