@@ -114,6 +114,12 @@ void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& log
 // logits itself. Returns the number of rows not ignored.
 int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& logits, const Tensor& targets,
                                 double grad_scale, int32_t ignore_index = -100);
+// The output layer and cross_entropy_with_grad in one: logits = x @ w^T (x [N, D], w [V, D]; as linear_fwd
+// computes them under the current matmul precision), then losses and dlogits [N, V] as
+// cross_entropy_with_grad gives them. With bf16 matmuls and a bf16 dlogits the logits are never stored:
+// each block of rows becomes losses and gradients while it is still in cache.
+int64_t linear_cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& x, const Tensor& w,
+                                       const Tensor& targets, double grad_scale, int32_t ignore_index = -100);
 
 // ---- 2-D convolution as patch embedding (stride = kernel = P, no padding):
 // img [B, C, H, W], w [Co, C, P, P], b [Co] or null -> y [B, (H/P)*(W/P), Co] (patches row-major).

@@ -347,32 +347,27 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   Tensor dxn = dx ? Tensor::empty({n, D}, x.dtype(), x.device()) : Tensor();  // every chunk overwrites its rows
   if (!dx) lse = Tensor::empty({n}, x.dtype(), x.device());
   // With the backward, the loss and its gradient come from one pass that overwrites the logits.
-  Tensor logits = Tensor::empty({std::min(n, head_chunk_rows_), V}, x.dtype(), x.device());
   // With bf16 matmuls the two products that read the logits' gradient round it to bf16 anyway: writing
-  // it in bf16 gives the same bits and halves what they read.
-  Tensor dl16;
-  if (dx && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16)
-    dl16 = Tensor::empty({std::min(n, head_chunk_rows_), V}, DType::BF16, x.device());
+  // it in bf16 gives the same bits and halves what they read. The logits themselves are then never
+  // stored (linear_cross_entropy_with_grad turns each block of rows into the loss while it is in cache).
+  const bool bf16_grad = dx && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16;
+  const int64_t rows = std::min(n, head_chunk_rows_);
+  Tensor logits = bf16_grad ? Tensor() : Tensor::empty({rows, V}, x.dtype(), x.device());
+  Tensor dl16 = bf16_grad ? Tensor::empty({rows, V}, DType::BF16, x.device()) : Tensor();
   for (int64_t r0 = 0; r0 < n; r0 += head_chunk_rows_) {
     const int64_t m = std::min(head_chunk_rows_, n - r0);
-    Tensor lg = logits.narrow(0, 0, m), xc = xn.narrow(0, r0, m), tc = tflat.narrow(0, r0, m);
-    Tensor lc = losses.narrow(0, r0, m);
-    ops::linear_fwd(lg, xc, out_->value, nullptr);
+    Tensor xc = xn.narrow(0, r0, m), tc = tflat.narrow(0, r0, m), lc = losses.narrow(0, r0, m);
     if (!dx) {
-      Tensor sc = lse.narrow(0, r0, m);
+      Tensor lg = logits.narrow(0, 0, m), sc = lse.narrow(0, r0, m);
+      ops::linear_fwd(lg, xc, out_->value, nullptr);
       ops::cross_entropy_fwd(lc, sc, lg, tc);
       continue;
     }
     const double scale = r.count ? 1.0 / double(r.count) : 0.0;
     Tensor dxc = dxn.narrow(0, r0, m);
-    if (dl16.defined()) {
-      Tensor d = dl16.narrow(0, 0, m);
-      ops::cross_entropy_with_grad(lc, d, lg, tc, scale);
-      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value, ops::GradMode::Overwrite);
-    } else {
-      ops::cross_entropy_with_grad(lc, lg, lg, tc, scale);
-      ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, lg, xc, out_->value, ops::GradMode::Overwrite);
-    }
+    Tensor d = bf16_grad ? dl16.narrow(0, 0, m) : logits.narrow(0, 0, m);
+    ops::linear_cross_entropy_with_grad(lc, d, xc, out_->value, tc, scale);
+    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value, ops::GradMode::Overwrite);
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
   for (int64_t i = 0; i < n; ++i)

@@ -1,16 +1,15 @@
 #include "core/ops.h"
+#include "core/precision.h"
+#include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
 
-// logits [N, V] float, targets i32 [N] each in [0, V) or ignore_index.
-static void check_cross_entropy(const char* op, const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
-  TV_CHECK(logits.ndim() == 2, op, ": logits [N, V] expected, got ", logits.describe());
+// targets i32 [N], each in [0, V) or ignore_index.
+static void check_targets(const char* op, const Tensor& targets, int64_t N, int64_t V, int32_t ignore_index) {
   TV_CHECK(targets.dtype() == DType::I32, op, ": targets must be i32, got ", targets.describe());
-  const int64_t N = logits.size(0), V = logits.size(1);
   check_shape(targets, {N}, op, "targets");
-  check_contiguous(logits, op, "logits");
   check_contiguous(targets, op, "targets");
   if (targets.device() != Device::CPU) return;  // validated by the device kernel
   const int32_t* t = targets.data<int32_t>();
@@ -18,6 +17,13 @@ static void check_cross_entropy(const char* op, const Tensor& logits, const Tens
     if (t[n] != ignore_index && (t[n] < 0 || t[n] >= V))
       fail(op, ": target ", t[n], " at row ", n, " is outside [0, ", V, ") and is not the ignore index ",
            ignore_index);
+}
+
+// logits [N, V] float, targets i32 [N] each in [0, V) or ignore_index.
+static void check_cross_entropy(const char* op, const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  TV_CHECK(logits.ndim() == 2, op, ": logits [N, V] expected, got ", logits.describe());
+  check_contiguous(logits, op, "logits");
+  check_targets(op, targets, logits.size(0), logits.size(1), ignore_index);
 }
 
 static void check_row_vector(const char* op, const Tensor& t, const Tensor& logits, const char* name) {
@@ -28,6 +34,7 @@ static void check_row_vector(const char* op, const Tensor& t, const Tensor& logi
 
 int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, const Tensor& targets,
                           int32_t ignore_index) {
+  TV_PROFILE("cross_entropy_fwd");
   const char* op = "cross_entropy_fwd";
   check_cross_entropy(op, logits, targets, ignore_index);
   check_row_vector(op, losses, logits, "losses");
@@ -43,6 +50,7 @@ int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, con
 
 void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
                        const Tensor& lse, int32_t ignore_index) {
+  TV_PROFILE("cross_entropy_bwd");
   const char* op = "cross_entropy_bwd";
   check_cross_entropy(op, logits, targets, ignore_index);
   check_shape(dlogits, logits.shape(), op, "dlogits");
@@ -59,6 +67,7 @@ void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& log
 
 int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& logits, const Tensor& targets,
                                 double grad_scale, int32_t ignore_index) {
+  TV_PROFILE("cross_entropy_with_grad");
   const char* op = "cross_entropy_with_grad";
   check_cross_entropy(op, logits, targets, ignore_index);
   check_row_vector(op, losses, logits, "losses");
@@ -76,6 +85,32 @@ int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& l
                                                               targets.data<int32_t>(), logits.size(0), logits.size(1),
                                                               T(grad_scale), ignore_index));
   return counted;
+}
+
+int64_t linear_cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& x, const Tensor& w,
+                                       const Tensor& targets, double grad_scale, int32_t ignore_index) {
+  TV_PROFILE("linear_cross_entropy_with_grad");
+  const char* op = "linear_cross_entropy_with_grad";
+  TV_CHECK(x.ndim() == 2 && w.ndim() == 2 && x.size(1) == w.size(1), op, ": x [N, D] and w [V, D] expected, got ",
+           x.describe(), " and ", w.describe());
+  const int64_t N = x.size(0), D = x.size(1), V = w.size(0);
+  check_same_dtype(x, w, op);
+  check_contiguous(x, op, "x");
+  check_contiguous(w, op, "w");
+  check_targets(op, targets, N, V, ignore_index);
+  check_shape(dlogits, {N, V}, op, "dlogits");
+  check_contiguous(dlogits, op, "dlogits");
+  check_shape(losses, {N}, op, "losses");
+  check_same_dtype(x, losses, op);
+  require_cpu(common_device(op, &losses, &dlogits, &x, &w, &targets), op);
+  if (dlogits.dtype() == DType::BF16 && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16)
+    return cpu::linear_cross_entropy_with_grad_bf16(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
+                                                    x.data<float>(), w.data<float>(), targets.data<int32_t>(), N, D, V,
+                                                    float(grad_scale), ignore_index);
+  // Otherwise the two ops one after the other; the logits go to dlogits when it can hold them.
+  Tensor logits = dlogits.dtype() == x.dtype() ? dlogits : Tensor::empty({N, V}, x.dtype(), x.device());
+  linear_fwd(logits, x, w, nullptr);
+  return cross_entropy_with_grad(losses, dlogits, logits, targets, grad_scale, ignore_index);
 }
 
 }  // namespace tv::ops

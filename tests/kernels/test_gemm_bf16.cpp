@@ -115,6 +115,23 @@ TEST(GemmBf16, RoundsToNearestEven) {
   }
 }
 
+// The 8-lane rounding gives the scalar one's bits: ties, denormals, zeros, infinities, NaN, overflow to
+// infinity, and a spread of ordinary values.
+TEST(GemmBf16, LaneRoundingEqualsScalar) {
+  std::vector<float> xs = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -0.0f, 0.0f, 1e-40f, -1e-40f,
+                           std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::quiet_NaN(), std::bit_cast<float>(0x7f800001u),
+                           std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                           std::numeric_limits<float>::min(), 3.0f - 0x1p-7f};
+  tv::Rng rng(5);
+  while (xs.size() % 8 != 0 || xs.size() < 4096)
+    xs.push_back(float((rng.uniform() - 0.5) * std::ldexp(1.0, int(rng.below(80)) - 40)));
+  std::vector<uint16_t> lanes(xs.size());
+  for (size_t i = 0; i < xs.size(); i += 8) tv::cpu::bf16_round_lanes(lanes.data() + i, tv::cpu::vload(xs.data() + i));
+  for (size_t i = 0; i < xs.size(); ++i)
+    ASSERT_EQ(lanes[i], tv::cpu::bf16_round(xs[i])) << "x = " << xs[i] << ", bits " << std::bit_cast<uint32_t>(xs[i]);
+}
+
 TEST(GemmBf16, PrecisionSettingRoutesFloatGemms) {
   tv::Rng rng(7);
   tv::Tensor x = tv::Tensor::empty({9, 40}, tv::DType::F32), w = tv::Tensor::empty({24, 40}, tv::DType::F32);

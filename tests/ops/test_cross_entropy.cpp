@@ -6,6 +6,7 @@
 #include "core/ops.h"
 #include "core/precision.h"
 #include "kernels/cpu/bf16.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "harness/op_test.h"
 
 using namespace tv;
@@ -202,4 +203,52 @@ TV_OP_TEST(cross_entropy_with_grad, forward, BfloatGradientFeedsTheBfloatLinearB
   ops::linear_bwd(&dx16, &dw16, nullptr, d16, x, w);
   EXPECT_EQ(std::memcmp(dx32.raw(), dx16.raw(), size_t(N * D) * 4), 0) << "dx";
   EXPECT_EQ(std::memcmp(dw32.raw(), dw16.raw(), size_t(V * D) * 4), 0) << "dw";
+}
+
+// linear_cross_entropy_with_grad: the bits of linear_fwd then cross_entropy_with_grad, in fp32 and f64,
+// and in bf16 matmul precision with a bf16 gradient (the fused path; natively and emulated). The shapes
+// cut the rows into several blocks with a ragged last one, D spans more than one K block and is odd,
+// and V is not a multiple of the 32-column panels.
+TV_OP_TEST(linear_cross_entropy_with_grad, forward, EqualsLinearThenCrossEntropy) {
+  Rng rng(24);
+  const int64_t N = 131, V = 1001;
+  for (int64_t D : {int64_t(37), int64_t(1201)}) {
+    std::vector<int32_t> t(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) t[size_t(n)] = n % 17 == 5 ? -100 : int32_t(rng.below(V));
+    Tensor targets = Tensor::from_i32({N}, t);
+    struct Case {
+      DType dt, grad;
+      MatmulPrecision precision;
+      bool native;
+    };
+    for (Case c : {Case{DType::F32, DType::F32, MatmulPrecision::F32, true},
+                   Case{DType::F64, DType::F64, MatmulPrecision::F32, true},
+                   Case{DType::F32, DType::BF16, MatmulPrecision::BF16, true},
+                   Case{DType::F32, DType::BF16, MatmulPrecision::BF16, false},
+                   Case{DType::F32, DType::F32, MatmulPrecision::BF16, true}}) {
+      SCOPED_TRACE(testing::Message() << "D " << D << ", " << dtype_name(c.dt) << " x, " << dtype_name(c.grad)
+                                      << " dlogits, bf16 matmuls " << (c.precision == MatmulPrecision::BF16)
+                                      << ", native " << c.native);
+      MatmulPrecisionScope precision(c.precision);
+      cpu::allow_native_bf16(c.native);
+      Tensor x = tvtest::rand_tensor({N, D}, c.dt, rng, -1, 1), w = tvtest::rand_tensor({V, D}, c.dt, rng, -0.2, 0.2);
+      Tensor logits = Tensor::empty({N, V}, c.dt), lref = Tensor::empty({N}, c.dt), l = Tensor::empty({N}, c.dt);
+      Tensor dref = Tensor::empty({N, V}, c.grad), d = Tensor::empty({N, V}, c.grad);
+      ops::linear_fwd(logits, x, w, nullptr);
+      const int64_t count = ops::cross_entropy_with_grad(lref, dref, logits, targets, 0.25);
+      EXPECT_EQ(ops::linear_cross_entropy_with_grad(l, d, x, w, targets, 0.25), count);
+      cpu::allow_native_bf16(true);
+      EXPECT_EQ(std::memcmp(l.raw(), lref.raw(), size_t(N) * dtype_size(c.dt)), 0) << "losses";
+      EXPECT_EQ(std::memcmp(d.raw(), dref.raw(), size_t(N * V) * dtype_size(c.grad)), 0) << "dlogits";
+    }
+  }
+}
+
+TV_OP_TEST(linear_cross_entropy_with_grad, forward, RejectsBadArguments) {
+  Tensor x = Tensor::zeros({4, 8}), w = Tensor::zeros({10, 8}), l = Tensor::empty({4}), d = Tensor::empty({4, 10});
+  Tensor bad_w = Tensor::zeros({10, 7});
+  EXPECT_THROW(ops::linear_cross_entropy_with_grad(l, d, x, bad_w, Tensor::from_i32({4}, {0, 1, 2, 3}), 1.0), Error);
+  EXPECT_THROW(ops::linear_cross_entropy_with_grad(l, d, x, w, Tensor::from_i32({4}, {0, 1, 10, 3}), 1.0), Error);
+  Tensor small_d = Tensor::empty({4, 9});
+  EXPECT_THROW(ops::linear_cross_entropy_with_grad(l, small_d, x, w, Tensor::from_i32({4}, {0, 1, 2, 3}), 1.0), Error);
 }

@@ -4,6 +4,7 @@
 // pointers are skipped. Parallel with OpenMP; GEMMs through BLAS (called outside parallel regions).
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace tv::cpu {
 
@@ -26,6 +27,13 @@ void allow_native_bf16(bool allowed);
 // gemm_bf16 with op(A) already in bf16 (bits as bf16_round in kernels/cpu/bf16.h gives them).
 void gemm_bf16_a16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// C = A @ op(B) (A [M, K] not transposed) in blocks of whole rows that are never stored together: each
+// block [m0, m0 + mc) is handed to rows(m0, mc, c, ldc) as soon as it is complete, from inside the
+// parallel region (so rows must be thread-safe and must not start parallel regions of its own). The
+// values are those of gemm_bf16. Used to fuse the output layer with the loss.
+using GemmRowsFn = std::function<void(int64_t m0, int64_t mc, float* c, int64_t ldc)>;
+void gemm_bf16_rows(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, const GemmRowsFn& rows);
 
 // Independent GEMMs with the same transposes, alpha and beta (the experts of a MoE layer): one call, one
 // parallel region for all of them. Each C equals what gemm() gives for its problem alone.
@@ -128,6 +136,11 @@ void moe_aux_loss_bwd(T* dprobs, double dloss, const int32_t* idx, int64_t N, in
 // ... with the gradient written in bf16 (bf16_round of what the float version writes); logits untouched.
 int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* logits, const int32_t* targets,
                                      int64_t N, int64_t V, float grad_scale, int32_t ignore_index);
+// Output layer and loss in one pass: logits = x @ w^T (bf16 operands, as gemm_bf16), then what
+// cross_entropy_with_grad_bf16 gives for them; the logits are never stored. x [N, D], w [V, D].
+int64_t linear_cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* x, const float* w,
+                                            const int32_t* targets, int64_t N, int64_t D, int64_t V, float grad_scale,
+                                            int32_t ignore_index);
 template <typename T>
 int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t N, int64_t V,
                                 T grad_scale, int32_t ignore_index);

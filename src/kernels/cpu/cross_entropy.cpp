@@ -93,6 +93,24 @@ int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const in
   return counted;
 }
 
+namespace {
+
+// One row of cross_entropy_with_grad_bf16: returns the loss, writes the gradient row d. e: V floats of
+// scratch for the exponentials (may be x itself).
+float ce_grad_row_bf16(const float* x, float* e, uint16_t* d, int32_t target, int64_t V, float grad_scale) {
+  const float m = lane_max(x, V), xt = x[target];
+  const double s = sum_exp<true>(x, e, V, m);
+  const float c = float(double(grad_scale) / s);
+  const Vec<float> cv = splat(c);
+  int64_t j = 0;
+  for (; j + 8 <= V; j += 8) bf16_round_lanes(d + j, vload(e + j) * cv);
+  for (; j < V; ++j) d[j] = bf16_round(e[j] * c);
+  d[target] = bf16_round(e[target] * c - grad_scale);
+  return float(double(m) + std::log(s) - double(xt));
+}
+
+}  // namespace
+
 int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* logits, const int32_t* targets,
                                      int64_t N, int64_t V, float grad_scale, int32_t ignore_index) {
   int64_t counted = 0;
@@ -101,22 +119,38 @@ int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const flo
     std::vector<float> e(static_cast<size_t>(V));  // this thread's exponentials of one row
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
-      const float* x = logits + n * V;
       uint16_t* d = dlogits + n * V;
       if (targets[n] == ignore_index) {
         losses[n] = 0;
         for (int64_t j = 0; j < V; ++j) d[j] = 0;
         continue;
       }
-      const float m = lane_max(x, V), xt = x[targets[n]];
-      const double s = sum_exp<true>(x, e.data(), V, m);
-      losses[n] = float(double(m) + std::log(s) - double(xt));
-      const float c = float(double(grad_scale) / s);
-      for (int64_t j = 0; j < V; ++j) d[j] = bf16_round(e[size_t(j)] * c);
-      d[targets[n]] = bf16_round(e[size_t(targets[n])] * c - grad_scale);
+      losses[n] = ce_grad_row_bf16(logits + n * V, e.data(), d, targets[n], V, grad_scale);
       ++counted;
     }
   }
+  return counted;
+}
+
+int64_t linear_cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* x, const float* w,
+                                            const int32_t* targets, int64_t N, int64_t D, int64_t V, float grad_scale,
+                                            int32_t ignore_index) {
+  // Each block of logit rows is turned into losses and gradients while it is still in cache, by the
+  // thread that computed it; the exponentials overwrite the block.
+  gemm_bf16_rows(true, N, V, D, x, D, w, D, [&](int64_t m0, int64_t mc, float* c, int64_t ldc) {
+    for (int64_t r = 0; r < mc; ++r) {
+      const int64_t n = m0 + r;
+      uint16_t* d = dlogits + n * V;
+      if (targets[n] == ignore_index) {
+        losses[n] = 0;
+        for (int64_t j = 0; j < V; ++j) d[j] = 0;
+        continue;
+      }
+      losses[n] = ce_grad_row_bf16(c + r * ldc, c + r * ldc, d, targets[n], V, grad_scale);
+    }
+  });
+  int64_t counted = 0;
+  for (int64_t n = 0; n < N; ++n) counted += targets[n] != ignore_index;
   return counted;
 }
 

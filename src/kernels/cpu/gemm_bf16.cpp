@@ -26,6 +26,7 @@ constexpr int kMR = 14;               // rows of C per micro-tile (28 accumulato
 constexpr int kNR = 32;               // columns of C per micro-tile: two 16-lane vectors
 constexpr int64_t kKCP = 256;         // k-pairs per K block (512 k): A micro-panel 14 KiB, B 32 KiB
 constexpr int64_t kMC = kMR * 4;      // rows of C per task (measured best of 2-16 micro-panels)
+constexpr int64_t kRowsMC = kMR * 2;  // rows per task of gemm_bf16_rows: its C block stays in L2
 
 inline float round_bf16(float f) { return bf16_value(bf16_round(f)); }
 
@@ -224,12 +225,14 @@ struct Plan {
   int64_t M, N, K, KP, panels, m_tasks, n_tasks, panels_per_task;
   float* C;
   int64_t ldc;
-  uint32_t* bpack;  // this problem's packed op(B)
+  uint32_t* bpack;     // this problem's packed op(B)
+  int64_t mc = kMC;    // rows of C per task
 };
 
-void run_task(const Plan& pl, int64_t task, uint32_t* apack, float alpha, float beta) {
+// c_block: when set, the task's rows go there (row i of the task at c_block + i * pl.ldc), not into pl.C.
+void run_task(const Plan& pl, int64_t task, uint32_t* apack, float alpha, float beta, float* c_block = nullptr) {
   const int64_t mt = task / pl.n_tasks, nt = task % pl.n_tasks;
-  const int64_t m0 = mt * kMC, mc = std::min(kMC, pl.M - m0);
+  const int64_t m0 = mt * pl.mc, mc = std::min(pl.mc, pl.M - m0);
   const int64_t j0 = nt * pl.panels_per_task, j1 = std::min(pl.panels, j0 + pl.panels_per_task);
   const int64_t row_panels = (mc + kMR - 1) / kMR;
   for (int64_t q0 = 0; q0 < pl.KP; q0 += kKCP) {
@@ -240,7 +243,7 @@ void run_task(const Plan& pl, int64_t task, uint32_t* apack, float alpha, float 
       const uint32_t* bp = pl.bpack + (j * pl.KP + q0) * kNR;
       const int64_t nr = std::min<int64_t>(kNR, pl.N - j * kNR);
       for (int64_t i = 0; i < row_panels; ++i) {
-        float* ct = pl.C + (m0 + i * kMR) * pl.ldc + j * kNR;
+        float* ct = (c_block ? c_block + i * kMR * pl.ldc : pl.C + (m0 + i * kMR) * pl.ldc) + j * kNR;
         const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
         if (pl.a.trans)
           micro_kernel<false>(nq, apack + i * kMR * kKCP, bp, ct, pl.ldc, mr, nr, alpha, bt);
@@ -325,6 +328,35 @@ void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup
   }
 }
 
+// C = op(A) op(B)^T... by blocks of kMC rows: each task computes whole rows of C into its thread's buffer
+// and hands them to `rows`. The same tiles and sums as gemm_bf16_avx512, so the same bits.
+void gemm_bf16_rows_avx512(bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                           int64_t ldb, const GemmRowsFn& rows) {
+  Plan pl{{A, lda, false}, {B, ldb, tb}, M, N, K, (K + 1) / 2, (N + kNR - 1) / kNR, (M + kRowsMC - 1) / kRowsMC, 1, 0,
+          nullptr, 0, nullptr, kRowsMC};
+  pl.panels_per_task = pl.panels;
+  pl.ldc = pl.panels * kNR;
+  std::vector<uint32_t>& bbuf = b_buffer();
+  if (bbuf.size() < size_t(pl.panels * pl.KP * kNR)) bbuf.resize(size_t(pl.panels * pl.KP * kNR));
+  pl.bpack = bbuf.data();
+  const int team = int(std::min<int64_t>(omp_get_max_threads(), std::max(pl.m_tasks, pl.panels)));
+#pragma omp parallel num_threads(team)
+  {
+    static thread_local std::vector<uint32_t> abuf;
+    static thread_local std::vector<float> cbuf;
+    if (abuf.size() < size_t(kMC * kKCP)) abuf.resize(size_t(kMC * kKCP));
+    if (cbuf.size() < size_t(kRowsMC * pl.ldc)) cbuf.resize(size_t(kRowsMC * pl.ldc));
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < pl.panels; ++j)
+      pack_b_panel(pl.bpack + j * pl.KP * kNR, pl.b, K, pl.KP, j * kNR, std::min<int64_t>(kNR, N - j * kNR));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < pl.m_tasks; ++t) {
+      run_task(pl, t, abuf.data(), 1.0f, 0.0f, cbuf.data());
+      rows(t * kRowsMC, std::min(kRowsMC, M - t * kRowsMC), cbuf.data(), pl.ldc);
+    }
+  }
+}
+
 std::atomic<bool> g_native_allowed{true};
 
 bool cpu_has_avx512_bf16() {
@@ -374,6 +406,16 @@ void gemm_bf16_a16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
   }
   const GemmGroup<float> g{M, N, K, nullptr, lda, B, ldb, C, ldc};
   gemm_bf16_avx512(ta, tb, alpha, beta, &g, 1, A);
+}
+
+void gemm_bf16_rows(bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, const GemmRowsFn& rows) {
+  if (M == 0 || N == 0) return;
+  if (K > 0 && cpu_has_avx512_bf16()) return gemm_bf16_rows_avx512(tb, M, N, K, A, lda, B, ldb, rows);
+  // Emulated: the whole product (gemm_bf16's bits), then its blocks of rows one after the other.
+  std::vector<float> c(size_t(M * N));
+  gemm_bf16(false, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, c.data(), N);
+  for (int64_t m0 = 0; m0 < M; m0 += kMC) rows(m0, std::min(kMC, M - m0), c.data() + m0 * N, N);
 }
 
 void gemm_bf16_grouped(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {
