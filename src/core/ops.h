@@ -45,7 +45,7 @@ void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids);
 // ---- RMSNorm over the last dim: y = x / sqrt(mean(x^2) + eps) * gamma. x [N, D], gamma [D], rstd [N] saved.
 void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, double eps);
 void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
-                 const Tensor& rstd);
+                 const Tensor& rstd, GradMode dx_mode = GradMode::Accumulate);
 
 // ---- LayerNorm over the last dim with weight and bias. x [N, D]; mean, rstd [N] saved.
 void layernorm_fwd(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w, const Tensor& b,
@@ -56,7 +56,8 @@ void layernorm_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const T
 // ---- interleaved RoPE: x [B, S, H, Dh]; pairs (2j, 2j+1) rotate by (pos_offset + s) * theta^(-2j/Dh).
 // y may be x itself. The backward rotates by the opposite angle.
 void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta);
-void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta);
+void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta,
+              GradMode mode = GradMode::Accumulate);
 
 // ---- softmax over the last dim.
 void softmax_fwd(Tensor& y, const Tensor& x);
@@ -86,8 +87,10 @@ struct AttentionParams {
 };
 void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, const Tensor& v,
                    const AttentionParams& p);
+// mode applies to dq, dk and dv alike.
 void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Tensor& dout, const Tensor& q,
-                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p);
+                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p,
+                   GradMode mode = GradMode::Accumulate);
 
 // ---- MoE routing: logits [N, E] -> probs = softmax(logits) [N, E]; idx i32 [N, k] the top-k experts in
 // descending probability (ties: lower index first); w [N, k] = their probabilities renormalised to sum 1.

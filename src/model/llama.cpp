@@ -80,11 +80,11 @@ void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g,
 
 // dx += d(x)/..., weight gradients into the trainable params.
 void swiglu_mlp_bwd(Tensor& dx, const Tensor& dy, const Tensor& x, Param& wg, Param& wu, Param& wd, const Tensor& g,
-                    const Tensor& u, const Tensor& a) {
+                    const Tensor& u, const Tensor& a, ops::GradMode dx_mode) {
   Tensor da = empty_like(a), dg = empty_like(g), du = empty_like(u);  // fresh: written, not accumulated
   ops::linear_bwd(&da, wd.grad_for_backward(), nullptr, dy, a, wd.value, ops::GradMode::Overwrite);
   ops::swiglu_bwd(&dg, &du, da, g, u, ops::GradMode::Overwrite);
-  ops::linear_bwd(&dx, wg.grad_for_backward(), nullptr, dg, x, wg.value);
+  ops::linear_bwd(&dx, wg.grad_for_backward(), nullptr, dg, x, wg.value, dx_mode);
   ops::linear_bwd(&dx, wu.grad_for_backward(), nullptr, du, x, wu.value);
 }
 
@@ -373,8 +373,8 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   for (int64_t i = 0; i < n; ++i)
     if (ht.data<int32_t>()[i] != -100) r.sum += hl.data<double>()[i];
   if (dx) {
-    *dx = Tensor::zeros({n, D}, x.dtype(), x.device());
-    ops::rmsnorm_bwd(dx, final_norm_->grad_for_backward(), dxn, x, final_norm_->value, rstd);
+    *dx = Tensor::empty({n, D}, x.dtype(), x.device());
+    ops::rmsnorm_bwd(dx, final_norm_->grad_for_backward(), dxn, x, final_norm_->value, rstd, ops::GradMode::Overwrite);
   }
   return r;
 }
@@ -384,12 +384,12 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   const int64_t N = B * S, D = cfg_.d_model, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads, Dh = cfg_.d_head();
   // out = h + ffn(rmsnorm2(h)): dh = dout + rmsnorm2'(ffn'(dout)).
   Tensor dh = dout.clone();
-  Tensor dxn2 = zeros_like(a.xn2);
+  Tensor dxn2 = empty_like(a.xn2);  // the first product overwrites it, the others add
   if (!L.moe) {
-    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.w_gate, *L.w_up, *L.w_down, a.g, a.u, a.a);
+    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.w_gate, *L.w_up, *L.w_down, a.g, a.u, a.a, ops::GradMode::Overwrite);
   } else {
     const int64_t k = cfg_.num_experts_per_tok;
-    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa);
+    swiglu_mlp_bwd(dxn2, dout, a.xn2, *L.sh_gate, *L.sh_up, *L.sh_down, a.sg, a.su, a.sa, ops::GradMode::Overwrite);
     Tensor dw = zeros_like(a.w);
     ExpertRouting& r = a.routing;
     const int64_t P = N * k;
@@ -428,10 +428,10 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   ap.scale = attention_scale(L);
   ap.chunk_size = L.nope ? 0 : cfg_.chunk_size;
   ap.causal = true;
-  Tensor dqr = zeros_like(a.qr), dkr = zeros_like(a.kr), dv = Tensor::zeros({B, S, Hkv, Dh}, dh.dtype(), dh.device());
+  Tensor dqr = empty_like(a.qr), dkr = empty_like(a.kr), dv = Tensor::empty({B, S, Hkv, Dh}, dh.dtype(), dh.device());
   double dscale = 0;
   ops::attention_bwd(dqr, dkr, dv, L.nope ? &dscale : nullptr, datt, a.qr, a.kr, a.v.view({B, S, Hkv, Dh}), a.att,
-                     a.lse, ap);
+                     a.lse, ap, ops::GradMode::Overwrite);
   if (L.nope) {
     // scale = 1 / (sqrt(Dh) * tau), tau = softplus(t) + 0.5: dt = dscale * dscale/dtau * sigmoid(t).
     if (Tensor* gt = L.temp->grad_for_backward()) {
@@ -445,16 +445,16 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   }
   Tensor dqn = dqr, dkn = dkr;
   if (!L.nope) {
-    dqn = zeros_like(dqr);
-    dkn = zeros_like(dkr);
-    ops::rope_bwd(dqn, dqr, 0, cfg_.rope_theta);
-    ops::rope_bwd(dkn, dkr, 0, cfg_.rope_theta);
+    // The inverse rotation in place: each element pair is read before it is written.
+    ops::rope_bwd(dqn, dqr, 0, cfg_.rope_theta, ops::GradMode::Overwrite);
+    ops::rope_bwd(dkn, dkr, 0, cfg_.rope_theta, ops::GradMode::Overwrite);
   }
-  Tensor dq = Tensor::zeros({N * H, Dh}, dh.dtype(), dh.device()), dk = Tensor::zeros({N * Hkv, Dh}, dh.dtype(), dh.device());
+  Tensor dq = Tensor::empty({N * H, Dh}, dh.dtype(), dh.device());
+  Tensor dk = Tensor::empty({N * Hkv, Dh}, dh.dtype(), dh.device());
   ops::rmsnorm_bwd(&dq, L.q_norm->grad_for_backward(), dqn.view({N * H, Dh}), a.q.view({N * H, Dh}), L.q_norm->value,
-                   a.q_rstd);
+                   a.q_rstd, ops::GradMode::Overwrite);
   ops::rmsnorm_bwd(&dk, L.k_norm->grad_for_backward(), dkn.view({N * Hkv, Dh}), a.k.view({N * Hkv, Dh}), L.k_norm->value,
-                   a.k_rstd);
+                   a.k_rstd, ops::GradMode::Overwrite);
   Tensor dxn1 = empty_like(a.xn1);
   ops::linear_bwd(&dxn1, L.wq->grad_for_backward(), nullptr, dq.view({N, H * Dh}), a.xn1, L.wq->value,
                   ops::GradMode::Overwrite);

@@ -42,7 +42,8 @@ void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, c
 
 // dq, dk, dv: an undefined tensor means "not needed", like a null gradient elsewhere.
 void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Tensor& dout, const Tensor& q,
-                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p) {
+                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p,
+                   GradMode mode) {
   TV_PROFILE("attention_bwd");
   const char* op = "attention_bwd";
   cpu::AttentionShape s = check_attention(op, q, k, v, out, &lse, p);
@@ -63,7 +64,8 @@ void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Ten
   TV_DISPATCH_FLOAT(q.dtype(), op,
                     cpu::attention_bwd<T>(ptr_or_null<T>(&dq), ptr_or_null<T>(&dk), ptr_or_null<T>(&dv), dscale,
                                           dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
-                                          lse.data<T>(), s, p.scale, p.q_offset, p.chunk_size, p.causal));
+                                          lse.data<T>(), s, p.scale, p.q_offset, p.chunk_size, p.causal,
+                                          mode == GradMode::Overwrite));
 }
 
 }  // namespace tv::ops

@@ -26,7 +26,7 @@ void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, 
 }
 
 void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
-                 const Tensor& rstd) {
+                 const Tensor& rstd, GradMode dx_mode) {
   TV_PROFILE("rmsnorm_bwd");
   const char* op = "rmsnorm_bwd";
   check_rmsnorm(op, x, gamma, rstd);
@@ -36,7 +36,8 @@ void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, 
   require_cpu(common_device(op, &dy, &x, &gamma, &rstd, dx, dgamma), op);
   TV_DISPATCH_FLOAT(x.dtype(), op,
                     cpu::rmsnorm_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dgamma), dy.data<T>(), x.data<T>(),
-                                        gamma.data<T>(), rstd.data<T>(), leading_rows(x), x.size(-1)));
+                                        gamma.data<T>(), rstd.data<T>(), leading_rows(x), x.size(-1),
+                                        dx_mode == GradMode::Overwrite));
 }
 
 }  // namespace tv::ops

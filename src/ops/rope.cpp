@@ -24,14 +24,14 @@ void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta) {
       cpu::rope<T>(y.data<T>(), x.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), pos_offset, theta, +1, false));
 }
 
-void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta) {
+void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta, GradMode mode) {
   TV_PROFILE("rope_bwd");
   const char* op = "rope_bwd";
   check_rope(op, dy, dx, pos_offset, theta);
   require_cpu(common_device(op, &dx, &dy), op);
   TV_DISPATCH_FLOAT(dy.dtype(), op,
                     cpu::rope<T>(dx.data<T>(), dy.data<T>(), dy.size(0), dy.size(1), dy.size(2), dy.size(3), pos_offset,
-                                 theta, -1, true));
+                                 theta, -1, mode == GradMode::Accumulate));
 }
 
 }  // namespace tv::ops

@@ -328,3 +328,29 @@ TV_OP_TEST(attention, gradcheck, ScaleGradientStaysAccurateAtLongSequences) {
   }
   EXPECT_LT(std::abs(ds[1] - ds[0]), 1.5e-5 * std::abs(ds[0])) << "f32 " << ds[1] << " vs f64 " << ds[0];
 }
+
+// GradMode::Overwrite: buffers full of NaN come out as zeros + accumulate would make them, on the general
+// path and on the chunk-aligned one.
+TV_OP_TEST(attention, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  const std::vector<Case> cases = {{1, 150, 150, 4, 2, 16, true, 50, 0}, {2, 128, 128, 4, 2, 16, true, 64, 0}};
+  Rng rng(16);
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::F64}) {
+      Inputs in = make_inputs(c, dt, rng, 1.5);
+      Tensor dout = tvtest::rand_tensor({c.B, c.Sq, c.H, c.Dh}, dt, rng);
+      ops::AttentionParams p = params_of(c, 0.4);
+      Tensor out = Tensor::empty({c.B, c.Sq, c.H, c.Dh}, dt), lse = Tensor::empty({c.B, c.H, c.Sq}, dt);
+      ops::attention_fwd(out, &lse, in.q, in.k, in.v, p);
+      Tensor aq = Tensor::zeros(in.q.shape(), dt), ak = Tensor::zeros(in.k.shape(), dt);
+      Tensor av = Tensor::zeros(in.v.shape(), dt);
+      Tensor oq = Tensor::empty(in.q.shape(), dt), ok = Tensor::empty(in.k.shape(), dt), ov = Tensor::empty(in.v.shape(), dt);
+      for (Tensor* t : {&oq, &ok, &ov}) t->fill_(std::nan(""));
+      double ds_acc = 0, ds_over = 0;
+      ops::attention_bwd(aq, ak, av, &ds_acc, dout, in.q, in.k, in.v, out, lse, p);
+      ops::attention_bwd(oq, ok, ov, &ds_over, dout, in.q, in.k, in.v, out, lse, p, ops::GradMode::Overwrite);
+      tvtest::expect_close(oq, aq, 0, 0, "dq");
+      tvtest::expect_close(ok, ak, 0, 0, "dk");
+      tvtest::expect_close(ov, av, 0, 0, "dv");
+      EXPECT_EQ(ds_over, ds_acc) << "dscale still accumulates";
+    }
+}

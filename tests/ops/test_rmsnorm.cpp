@@ -95,3 +95,20 @@ TV_OP_TEST(rmsnorm, gradcheck, XAndGamma) {
   ops::rmsnorm_bwd(&dx1, nullptr, probe, x, gamma, rstd);
   tvtest::expect_close(dx1, dx, 1e-12, 1e-12, "dx alone");
 }
+
+// GradMode::Overwrite: a dx full of NaN comes out as zeros + accumulate would make it; dgamma still adds.
+TV_OP_TEST(rmsnorm, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  Rng rng(41);
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor x = tvtest::rand_tensor({7, 19}, dt, rng), gamma = tvtest::rand_tensor({19}, dt, rng);
+    Tensor dy = tvtest::rand_tensor({7, 19}, dt, rng), y = Tensor::empty({7, 19}, dt), rstd = Tensor::empty({7}, dt);
+    ops::rmsnorm_fwd(y, rstd, x, gamma, 1e-5);
+    Tensor dx_acc = Tensor::zeros({7, 19}, dt), dx_over = Tensor::empty({7, 19}, dt);
+    Tensor dg_acc = Tensor::zeros({19}, dt), dg_over = Tensor::zeros({19}, dt);
+    dx_over.fill_(std::nan(""));
+    ops::rmsnorm_bwd(&dx_acc, &dg_acc, dy, x, gamma, rstd);
+    ops::rmsnorm_bwd(&dx_over, &dg_over, dy, x, gamma, rstd, ops::GradMode::Overwrite);
+    tvtest::expect_close(dx_over, dx_acc, 0, 0, "dx");
+    tvtest::expect_close(dg_over, dg_acc, 0, 0, "dgamma");
+  }
+}

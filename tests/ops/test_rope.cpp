@@ -100,3 +100,18 @@ TV_OP_TEST(rope, gradcheck, X) {
   ops::scale_(dx, 0.5);
   tvtest::expect_gradients(loss, {{"x", &x, &dx}});
 }
+
+// GradMode::Overwrite: dx full of NaN, or dx the same tensor as dy, comes out as zeros + accumulate.
+TV_OP_TEST(rope, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
+  Rng rng(42);
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor dy = tvtest::rand_tensor({2, 5, 3, 8}, dt, rng);
+    Tensor acc = Tensor::zeros(dy.shape(), dt), over = Tensor::empty(dy.shape(), dt), in_place = dy.clone();
+    over.fill_(std::nan(""));
+    ops::rope_bwd(acc, dy, 3, 10000.0);
+    ops::rope_bwd(over, dy, 3, 10000.0, ops::GradMode::Overwrite);
+    ops::rope_bwd(in_place, in_place, 3, 10000.0, ops::GradMode::Overwrite);
+    tvtest::expect_close(over, acc, 0, 0, "dx");
+    tvtest::expect_close(in_place, acc, 0, 0, "dx in place");
+  }
+}

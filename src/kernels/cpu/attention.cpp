@@ -251,13 +251,23 @@ void copy_rows(T* __restrict dst, int64_t ldd, const T* __restrict src, int64_t 
 }
 
 // A backward unit's n rows of K and V (and of dK and dV, when wanted) into its contiguous buffers.
+// A gradient's rows into their contiguous copy: its current values to accumulate onto, or zeros when
+// the caller's buffer is to be overwritten (then it is never read).
+template <typename T>
+void copy_grad_in(T* dst, const T* src, int64_t ld, int64_t n, int64_t Dh, bool overwrite) {
+  if (overwrite)
+    std::fill(dst, dst + n * Dh, T(0));
+  else
+    copy_rows(dst, Dh, src, ld, n, Dh);
+}
+
 template <typename T>
 void copy_kv_in(T* kc, T* vc, T* dkc, T* dvc, const T* k, const T* v, const T* dk, const T* dv, int64_t row0,
-                int64_t ld, int64_t n, int64_t Dh) {
+                int64_t ld, int64_t n, int64_t Dh, bool overwrite) {
   copy_rows(kc, Dh, k + row0, ld, n, Dh);
   copy_rows(vc, Dh, v + row0, ld, n, Dh);
-  if (dk) copy_rows(dkc, Dh, dk + row0, ld, n, Dh);
-  if (dv) copy_rows(dvc, Dh, dv + row0, ld, n, Dh);
+  if (dk) copy_grad_in(dkc, dk + row0, ld, n, Dh, overwrite);
+  if (dv) copy_grad_in(dvc, dv + row0, ld, n, Dh, overwrite);
 }
 
 // The temperature gradient's sum of dS * S: one float partial per query lane within a key block, added
@@ -476,7 +486,7 @@ void attention_fwd_chunked(T* out, T* lse, const T* q, const T* k, const T* v, c
 // are not chunked), is summed in per-unit partials of another grouping: fp32 rounding differs.
 template <typename T>
 void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
-                           const T* out, const T* lse, const AttentionShape& s, double scale) {
+                           const T* out, const T* lse, const AttentionShape& s, double scale, bool overwrite) {
   const int64_t B = s.B, S = s.Sq, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
   const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh, n_chunks = S / kChunk;
   const int64_t n_units = B * Hkv * n_chunks;
@@ -503,13 +513,13 @@ void attention_bwd_chunked(T* dq, T* dk, T* dv, double* dscale, const T* dout, c
     for (int64_t unit = 0; unit < n_units; ++unit) {
       const int64_t c = unit % n_chunks, bg = unit / n_chunks, b = bg / Hkv, g = bg % Hkv, i0 = c * kChunk;
       const int64_t kv0 = kv_rows(unit);
-      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, kChunk, Dh);
+      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, kChunk, Dh, overwrite);
       ScaleGradSum<T> dscale_sum;
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         const int64_t row0 = q_rows(unit, h) / Dh;  // [b, i0, h] row of q, out, dout, dq
         copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, kChunk, Dh);
         copy_rows(doc.data(), Dh, dout + row0 * Dh, ldq, kChunk, Dh);
-        if (dq) copy_rows(dqc.data(), Dh, dq + row0 * Dh, ldq, kChunk, Dh);
+        if (dq) copy_grad_in(dqc.data(), dq + row0 * Dh, ldq, kChunk, Dh, overwrite);
         transpose_tile(qt.data(), qc.data(), Dh, kChunk, Dh, T(1));
         transpose_tile(dot.data(), doc.data(), Dh, kChunk, Dh, T(1));
         for (int64_t i = 0; i < kChunk; ++i) {
@@ -678,10 +688,10 @@ void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const Att
 template <typename T>
 void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
                    const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
-                   int64_t chunk_size, bool causal) {
+                   int64_t chunk_size, bool causal, bool overwrite) {
   if (!dq && !dk && !dv && !dscale) return;
   if (chunk_aligned(s.Sq, s.Sk, q_offset, chunk_size, causal))
-    return attention_bwd_chunked(dq, dk, dv, dscale, dout, q, k, v, out, lse, s, scale);
+    return attention_bwd_chunked(dq, dk, dv, dscale, dout, q, k, v, out, lse, s, scale, overwrite);
   const int64_t B = s.B, Sq = s.Sq, Sk = s.Sk, H = s.H, Hkv = s.Hkv, Dh = s.Dh;
   const int64_t rep = H / Hkv, ldq = H * Dh, ldk = Hkv * Dh;
   const auto tiles = query_tiles(Sq, q_offset, chunk_size);
@@ -705,7 +715,7 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
     for (int64_t unit = 0; unit < n_units; ++unit) {
       const int64_t b = unit / Hkv, g = unit % Hkv;
       const int64_t kv0 = (b * Sk * Hkv + g) * Dh;  // [b, 0, g] row of k, v, dk, dv
-      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, Sk, Dh);
+      copy_kv_in(kc.data(), vc.data(), dkc.data(), dvc.data(), k, v, dk, dv, kv0, ldk, Sk, Dh, overwrite);
       ScaleGradSum<T> dscale_sum;
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
         for (const Range& tile : tiles) {
@@ -713,7 +723,7 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
           const int64_t row0 = (b * Sq + i0) * H + h;  // [b, i0, h] row of q, out, dout, dq
           copy_rows(qc.data(), Dh, q + row0 * Dh, ldq, M, Dh);
           copy_rows(doc.data(), Dh, dout + row0 * Dh, ldq, M, Dh);
-          if (dq) copy_rows(dqc.data(), Dh, dq + row0 * Dh, ldq, M, Dh);
+          if (dq) copy_grad_in(dqc.data(), dq + row0 * Dh, ldq, M, Dh, overwrite);
           transpose_tile(qt.data(), qc.data(), Dh, M, Dh, T(1));
           transpose_tile(dot.data(), doc.data(), Dh, M, Dh, T(1));
           for (int64_t i = 0; i < M; ++i) {
@@ -789,9 +799,9 @@ template void attention_fwd<double>(double*, double*, const double*, const doubl
                                     const AttentionShape&, double, int64_t, int64_t, bool);
 template void attention_bwd<float>(float*, float*, float*, double*, const float*, const float*, const float*,
                                    const float*, const float*, const float*, const AttentionShape&, double, int64_t,
-                                   int64_t, bool);
+                                   int64_t, bool, bool);
 template void attention_bwd<double>(double*, double*, double*, double*, const double*, const double*, const double*,
                                     const double*, const double*, const double*, const AttentionShape&, double,
-                                    int64_t, int64_t, bool);
+                                    int64_t, int64_t, bool, bool);
 
 }  // namespace tv::cpu

@@ -78,7 +78,8 @@ void embedding_bwd(T* dtable, const T* dy, const int32_t* ids, int64_t N, int64_
 template <typename T>
 void rmsnorm_fwd(T* y, T* rstd, const T* x, const T* gamma, int64_t N, int64_t D, double eps);
 template <typename T>
-void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, const T* rstd, int64_t N, int64_t D);
+void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, const T* rstd, int64_t N, int64_t D,
+                 bool dx_overwrite = false);
 
 template <typename T>
 void layernorm_fwd(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t N, int64_t D, double eps);
@@ -116,11 +117,12 @@ struct AttentionShape {
 template <typename T>
 void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& s, double scale,
                    int64_t q_offset, int64_t chunk_size, bool causal);
-// dscale (may be null) receives d(loss)/d(scale), accumulated.
+// dscale (may be null) receives d(loss)/d(scale), accumulated. overwrite: dq, dk, dv are written, not
+// accumulated into (their contents are never read).
 template <typename T>
 void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
                    const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
-                   int64_t chunk_size, bool causal);
+                   int64_t chunk_size, bool causal, bool overwrite = false);
 
 template <typename T>
 void moe_route_fwd(T* probs, int32_t* idx, T* w, const T* logits, int64_t N, int64_t E, int k);

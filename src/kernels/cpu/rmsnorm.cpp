@@ -24,7 +24,8 @@ void rmsnorm_fwd(T* y, T* rstd, const T* x, const T* gamma, int64_t N, int64_t D
 // y = x r g with r = (mean(x^2) + eps)^-1/2:
 //   dx = r g dy - x r^3 / D * sum(g dy x),   dgamma = sum over rows of dy x r.
 template <typename T>
-void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, const T* rstd, int64_t N, int64_t D) {
+void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, const T* rstd, int64_t N, int64_t D,
+                 bool dx_overwrite) {
   if (dx) {
 #pragma omp parallel for if (N * D >= kParallelGrain) schedule(static)
     for (int64_t n = 0; n < N; ++n) {
@@ -36,7 +37,10 @@ void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, cons
 #pragma omp simd reduction(+ : dot)
       for (int64_t d = 0; d < D; ++d) dot += gamma[d] * gr[d] * xr[d];
       const T c = dot * r * r * r / T(D);
-      for (int64_t d = 0; d < D; ++d) dxr[d] += r * gamma[d] * gr[d] - c * xr[d];
+      if (dx_overwrite)
+        for (int64_t d = 0; d < D; ++d) dxr[d] = r * gamma[d] * gr[d] - c * xr[d];
+      else
+        for (int64_t d = 0; d < D; ++d) dxr[d] += r * gamma[d] * gr[d] - c * xr[d];
     }
   }
   if (dgamma) {
@@ -51,7 +55,7 @@ void rmsnorm_bwd(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, cons
 
 #define TV_INSTANTIATE(T)                                                             \
   template void rmsnorm_fwd<T>(T*, T*, const T*, const T*, int64_t, int64_t, double); \
-  template void rmsnorm_bwd<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t);
+  template void rmsnorm_bwd<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t, bool);
 TV_INSTANTIATE(float)
 TV_INSTANTIATE(double)
 #undef TV_INSTANTIATE
