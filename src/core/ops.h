@@ -26,17 +26,19 @@ void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
 // GradMode::Overwrite writes it instead, which saves zeroing it and reading the zeros back.
 enum class GradMode { Accumulate, Overwrite };
 
+// dw_mode likewise for the weight gradient (Param::grad_for_write tells which applies).
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
-                GradMode dx_mode = GradMode::Accumulate);
+                GradMode dx_mode = GradMode::Accumulate, GradMode dw_mode = GradMode::Accumulate);
 
 // ---- grouped linear (the experts of a MoE layer, one call for all): x [R, in] holds every group's rows,
 // group g owns rows [offsets[g], offsets[g+1]) and its weight w[g] [out, in]; y [R, out]. Same results
 // as one linear per group. Backward accumulates; null dx, or a null dw[g], is skipped.
 void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
                         const std::vector<int64_t>& offsets);
+// dw_modes: one per group (empty: all Accumulate).
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
                         const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets,
-                        GradMode dx_mode = GradMode::Accumulate);
+                        GradMode dx_mode = GradMode::Accumulate, const std::vector<GradMode>& dw_modes = {});
 
 // ---- embedding: ids i32 [N], table [V, D] -> y [N, D]; backward scatter-adds rows: dtable[ids[n]] += dy[n].
 void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table);

@@ -59,10 +59,33 @@ std::vector<const Tensor*> expert_weights(const std::vector<Param*>& ps) {
   for (Param* p : ps) w.push_back(&p->value);
   return w;
 }
-std::vector<Tensor*> expert_grads(const std::vector<Param*>& ps, const std::vector<int64_t>& offsets) {
-  std::vector<Tensor*> g;
-  for (size_t e = 0; e < ps.size(); ++e) g.push_back(offsets[e + 1] > offsets[e] ? ps[e]->grad_for_backward() : nullptr);
+// The weight gradients of the experts that got tokens (the others stay unused, as in PyTorch), and how
+// each is to be written.
+struct ExpertGrads {
+  std::vector<Tensor*> grads;
+  std::vector<ops::GradMode> modes;
+};
+ExpertGrads expert_grads(const std::vector<Param*>& ps, const std::vector<int64_t>& offsets) {
+  ExpertGrads g;
+  for (size_t e = 0; e < ps.size(); ++e) {
+    Param::GradWrite w = offsets[e + 1] > offsets[e] ? ps[e]->grad_for_write() : Param::GradWrite{};
+    g.grads.push_back(w.grad);
+    g.modes.push_back(w.mode);
+  }
   return g;
+}
+
+void grouped_bwd(Tensor* dx, const std::vector<Param*>& ps, const std::vector<int64_t>& offsets, const Tensor& dy,
+                 const Tensor& x, ops::GradMode dx_mode = ops::GradMode::Accumulate) {
+  ExpertGrads g = expert_grads(ps, offsets);
+  ops::linear_grouped_bwd(dx, g.grads, dy, x, expert_weights(ps), offsets, dx_mode, g.modes);
+}
+
+// linear_bwd of a weight held by a Param: its gradient written or accumulated as the Param says.
+void param_linear_bwd(Tensor* dx, Param& w, const Tensor& dy, const Tensor& x,
+                      ops::GradMode dx_mode = ops::GradMode::Accumulate) {
+  Param::GradWrite g = w.grad_for_write();
+  ops::linear_bwd(dx, g.grad, nullptr, dy, x, w.value, dx_mode, g.mode);
 }
 
 
@@ -82,10 +105,10 @@ void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g,
 void swiglu_mlp_bwd(Tensor& dx, const Tensor& dy, const Tensor& x, Param& wg, Param& wu, Param& wd, const Tensor& g,
                     const Tensor& u, const Tensor& a, ops::GradMode dx_mode) {
   Tensor da = empty_like(a), dg = empty_like(g), du = empty_like(u);  // fresh: written, not accumulated
-  ops::linear_bwd(&da, wd.grad_for_backward(), nullptr, dy, a, wd.value, ops::GradMode::Overwrite);
+  param_linear_bwd(&da, wd, dy, a, ops::GradMode::Overwrite);
   ops::swiglu_bwd(&dg, &du, da, g, u, ops::GradMode::Overwrite);
-  ops::linear_bwd(&dx, wg.grad_for_backward(), nullptr, dg, x, wg.value, dx_mode);
-  ops::linear_bwd(&dx, wu.grad_for_backward(), nullptr, du, x, wu.value);
+  param_linear_bwd(&dx, wg, dg, x, dx_mode);
+  param_linear_bwd(&dx, wu, du, x);
 }
 
 }  // namespace
@@ -367,7 +390,7 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
     Tensor dxc = dxn.narrow(0, r0, m);
     Tensor d = bf16_grad ? dl16.narrow(0, 0, m) : logits.narrow(0, 0, m);
     ops::linear_cross_entropy_with_grad(lc, d, xc, out_->value, tc, scale);
-    ops::linear_bwd(&dxc, out_->grad_for_backward(), nullptr, d, xc, out_->value, ops::GradMode::Overwrite);
+    param_linear_bwd(&dxc, *out_, d, xc, ops::GradMode::Overwrite);
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
   for (int64_t i = 0; i < n; ++i)
@@ -403,18 +426,16 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
     ops::scale_rows(dy, gout, r.w);
     // Every sorted pick belongs to one expert, so the grouped products write every row: no zeroing.
     Tensor da = empty_like(r.a), dg = empty_like(r.g), du = empty_like(r.u), dx = empty_like(r.x);
-    ops::linear_grouped_bwd(&da, expert_grads(L.e_down, r.offsets), dy, r.a, expert_weights(L.e_down), r.offsets,
-                            ops::GradMode::Overwrite);
+    grouped_bwd(&da, L.e_down, r.offsets, dy, r.a, ops::GradMode::Overwrite);
     ops::swiglu_bwd(&dg, &du, da, r.g, r.u, ops::GradMode::Overwrite);
-    ops::linear_grouped_bwd(&dx, expert_grads(L.e_gate, r.offsets), dg, r.x, expert_weights(L.e_gate), r.offsets,
-                            ops::GradMode::Overwrite);
-    ops::linear_grouped_bwd(&dx, expert_grads(L.e_up, r.offsets), du, r.x, expert_weights(L.e_up), r.offsets);
+    grouped_bwd(&dx, L.e_gate, r.offsets, dg, r.x, ops::GradMode::Overwrite);
+    grouped_bwd(&dx, L.e_up, r.offsets, du, r.x);
     ops::scatter_add_rows(dxn2, dx, r.rows, nullptr);
     Tensor dprobs = zeros_like(a.probs);
     if (aux_weight != 0) ops::moe_aux_loss_bwd(dprobs, aux_weight, a.probs, a.idx);
     Tensor dlogits = zeros_like(a.logits);
     ops::moe_route_bwd(dlogits, dw, &dprobs, a.probs, a.idx);
-    ops::linear_bwd(&dxn2, L.router->grad_for_backward(), nullptr, dlogits, a.xn2, L.router->value);
+    param_linear_bwd(&dxn2, *L.router, dlogits, a.xn2);
   }
   ops::rmsnorm_bwd(&dh, L.norm2->grad_for_backward(), dxn2, a.h, L.norm2->value, a.rstd2);
 
@@ -422,8 +443,7 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   Tensor dx = dh.clone();
   Tensor datt = Tensor::empty({B, S, H, Dh}, dh.dtype(), dh.device());
   Tensor datt2 = datt.view({N, H * Dh});
-  ops::linear_bwd(&datt2, L.wo->grad_for_backward(), nullptr, dh, a.att.view({N, H * Dh}), L.wo->value,
-                  ops::GradMode::Overwrite);
+  param_linear_bwd(&datt2, *L.wo, dh, a.att.view({N, H * Dh}), ops::GradMode::Overwrite);
   ops::AttentionParams ap;
   ap.scale = attention_scale(L);
   ap.chunk_size = L.nope ? 0 : cfg_.chunk_size;
@@ -456,10 +476,9 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   ops::rmsnorm_bwd(&dk, L.k_norm->grad_for_backward(), dkn.view({N * Hkv, Dh}), a.k.view({N * Hkv, Dh}), L.k_norm->value,
                    a.k_rstd, ops::GradMode::Overwrite);
   Tensor dxn1 = empty_like(a.xn1);
-  ops::linear_bwd(&dxn1, L.wq->grad_for_backward(), nullptr, dq.view({N, H * Dh}), a.xn1, L.wq->value,
-                  ops::GradMode::Overwrite);
-  ops::linear_bwd(&dxn1, L.wk->grad_for_backward(), nullptr, dk.view({N, Hkv * Dh}), a.xn1, L.wk->value);
-  ops::linear_bwd(&dxn1, L.wv->grad_for_backward(), nullptr, dv.view({N, Hkv * Dh}), a.xn1, L.wv->value);
+  param_linear_bwd(&dxn1, *L.wq, dq.view({N, H * Dh}), a.xn1, ops::GradMode::Overwrite);
+  param_linear_bwd(&dxn1, *L.wk, dk.view({N, Hkv * Dh}), a.xn1);
+  param_linear_bwd(&dxn1, *L.wv, dv.view({N, Hkv * Dh}), a.xn1);
   ops::rmsnorm_bwd(&dx, L.norm1->grad_for_backward(), dxn1, a.x, L.norm1->value, a.rstd1);
   return dx;
 }
@@ -467,7 +486,7 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
 Tensor Llama::backward(const Tensor& dlogits, double aux_weight, bool want_dx0) {
   TV_CHECK(x_final_.defined(), "Llama::backward without a saved forward");
   Tensor dxn = zeros_like(xn_final_);
-  ops::linear_bwd(&dxn, out_->grad_for_backward(), nullptr, dlogits, xn_final_, out_->value);
+  param_linear_bwd(&dxn, *out_, dlogits, xn_final_);
   Tensor dx = zeros_like(x_final_);
   ops::rmsnorm_bwd(&dx, final_norm_->grad_for_backward(), dxn, x_final_, final_norm_->value, final_rstd_);
   x_final_ = xn_final_ = final_rstd_ = Tensor();

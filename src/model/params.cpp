@@ -10,7 +10,7 @@ Param& ParamStore::add(const std::string& name, const Shape& shape, DType dtype,
   Param& p = params_.emplace_back();
   p.name = name;
   p.value = Tensor::zeros(shape, dtype, device);
-  p.grad = Tensor::zeros(shape, dtype, device);
+  p.grad_storage = Tensor::zeros(shape, dtype, device);
   return p;
 }
 
@@ -34,14 +34,18 @@ void ParamStore::set_trainable(const std::string& prefix, bool trainable) {
   for (Param& p : params_) {
     if (p.name.compare(0, prefix.size(), prefix) != 0) continue;
     p.trainable = trainable;
-    if (trainable && !p.grad.defined()) p.grad = Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device());
-    if (!trainable) p.grad = Tensor();  // frozen: no gradient memory, and ops skip the weight gradient
+    if (trainable && !p.grad_storage.defined()) {
+      p.grad_storage = Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device());
+      p.grad_stale = false;
+    }
+    if (!trainable) p.grad_storage = Tensor();  // frozen: no gradient memory, and ops skip the weight gradient
   }
 }
 
 void ParamStore::zero_grad() {
+  // Only what a backward wrote needs clearing, and that lazily (Param::grad_stale).
   for (Param& p : params_) {
-    if (p.trainable && p.grad.defined()) p.grad.zero_();
+    if (p.has_grad && p.grad_storage.defined()) p.grad_stale = true;
     p.has_grad = false;
   }
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.h"
 #include "core/tensor.h"
 #include "io/safetensors.h"
 
@@ -15,19 +16,45 @@ namespace tv {
 struct Param {
   std::string name;
   Tensor value;
-  Tensor grad;  // defined only while trainable
+  // The gradient buffer, defined only while trainable. Read it through grad_or_null(): after zero_grad()
+  // it may still hold the last step's values, cleared on first access or overwritten by the next backward.
+  Tensor grad_storage;
   bool trainable = true;
-  // Set when a backward pass wrote into grad since the last zero_grad(). Like PyTorch's `grad is None`,
-  // a parameter the graph did not use this step (an expert that got no token, the temperature of a
+  // Set when a backward pass wrote into the gradient since the last zero_grad(). Like PyTorch's `grad is
+  // None`, a parameter the graph did not use this step (an expert that got no token, the temperature of a
   // RoPE layer) is then skipped by the optimizer: no decay, no moment update.
   bool has_grad = false;
+  // The gradient is logically zero but its buffer was not cleared (PyTorch's zero_grad(set_to_none=True)):
+  // the first product that writes it overwrites it instead, with no zeroing pass and no read of zeros.
+  bool grad_stale = false;
 
-  Tensor* grad_or_null() { return trainable && grad.defined() ? &grad : nullptr; }
+  // The gradient (zeros since the last zero_grad() if nothing wrote it), or null when frozen.
+  Tensor* grad_or_null() {
+    if (!trainable || !grad_storage.defined()) return nullptr;
+    if (grad_stale) {
+      grad_storage.zero_();
+      grad_stale = false;
+    }
+    return &grad_storage;
+  }
   // The gradient to accumulate into during a backward pass; marks the parameter as used.
   Tensor* grad_for_backward() {
     Tensor* g = grad_or_null();
     if (g) has_grad = true;
     return g;
+  }
+  // For an op that writes every element of the gradient: Overwrite while the buffer holds nothing of this
+  // step (then it is not cleared first), Accumulate otherwise. Marks the parameter as used.
+  struct GradWrite {
+    Tensor* grad = nullptr;
+    ops::GradMode mode = ops::GradMode::Accumulate;
+  };
+  GradWrite grad_for_write() {
+    if (!trainable || !grad_storage.defined()) return {};
+    has_grad = true;
+    if (!grad_stale) return {&grad_storage, ops::GradMode::Accumulate};
+    grad_stale = false;
+    return {&grad_storage, ops::GradMode::Overwrite};
   }
 };
 

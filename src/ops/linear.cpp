@@ -50,9 +50,9 @@ void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
 }
 
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
-                GradMode dx_mode) {
+                GradMode dx_mode, GradMode dw_mode) {
   TV_PROFILE("linear_bwd");
-  const bool over = dx_mode == GradMode::Overwrite;
+  const bool over = dx_mode == GradMode::Overwrite, dw_over = dw_mode == GradMode::Overwrite;
   const char* op = "linear_bwd";
   if (dy.dtype() == DType::BF16 && x.dtype() == DType::F32) {  // bf16 gradient: bf16 products
     TV_CHECK(x.ndim() == 2 && w.ndim() == 2 && w.size(1) == x.size(1), op, ": x [N,in] and w [out,in] expected, got ",
@@ -66,7 +66,7 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
     require_cpu(common_device(op, &dy, &x, &w, dx, dw), op);
     cpu::linear_bwd_bf16dy(dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
                            reinterpret_cast<const uint16_t*>(dy.raw()), x.data<float>(), w.data<float>(), x.size(0),
-                           x.size(1), w.size(0), over);
+                           x.size(1), w.size(0), over, dw_over);
     return;
   }
   check_linear(op, x, w, nullptr, dy);
@@ -76,7 +76,7 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
   require_cpu(common_device(op, &dy, &x, &w, dx, dw, db), op);
   TV_DISPATCH_FLOAT(x.dtype(), op,
                     cpu::linear_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(),
-                                       x.data<T>(), w.data<T>(), x.size(0), x.size(1), w.size(0), over));
+                                       x.data<T>(), w.data<T>(), x.size(0), x.size(1), w.size(0), over, dw_over));
 }
 
 }  // namespace tv::ops

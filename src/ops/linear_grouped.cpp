@@ -1,3 +1,5 @@
+#include <memory>
+
 #include "core/ops.h"
 #include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -54,11 +56,16 @@ void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tens
 }
 
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
-                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets, GradMode dx_mode) {
+                        const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets, GradMode dx_mode,
+                        const std::vector<GradMode>& dw_modes) {
   TV_PROFILE("linear_grouped_bwd");
   const char* op = "linear_grouped_bwd";
   check_grouped(op, x, w, offsets, dy);
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
+  TV_CHECK(dw_modes.empty() || dw_modes.size() == w.size(), op, ": ", w.size(), " weights but ", dw_modes.size(),
+           " weight gradient modes");
+  std::unique_ptr<bool[]> dw_over(new bool[w.size()]());
+  for (size_t g = 0; g < dw_modes.size(); ++g) dw_over[g] = dw_modes[g] == GradMode::Overwrite;
   if (dx) {
     check_shape(*dx, x.shape(), op, "dx");
     check_same_dtype(x, *dx, op);
@@ -77,7 +84,7 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
     for (Tensor* t : dw) dwp.push_back(t ? t->data<T>() : nullptr);
     cpu::linear_grouped_bwd<T>(dx ? dx->data<T>() : nullptr, dwp.data(), dy.data<T>(), x.data<T>(),
                                weight_ptrs<T>(w).data(), offsets.data(), int64_t(w.size()), x.size(1), dy.size(1),
-                               dx_mode == GradMode::Overwrite);
+                               dx_mode == GradMode::Overwrite, dw_over.get());
   });
 }
 

@@ -120,7 +120,7 @@ TEST(VisionTower, ProjectorGradientsMatchFiniteDifferences) {
   proj.init_weights(rng);
   for (Param& q : p.all()) {
     q.value = q.value.to(DType::F64);
-    q.grad = Tensor::zeros(q.value.shape(), DType::F64);
+    q.grad_storage = Tensor::zeros(q.value.shape(), DType::F64);
   }
   Tensor x = Tensor::empty({2, 3}, DType::F64), r = Tensor::empty({2, 4}, DType::F64);
   for (int64_t i = 0; i < 6; ++i) x.data<double>()[i] = rng.normal();
@@ -145,7 +145,7 @@ TEST(VisionTower, ProjectorGradientsMatchFiniteDifferences) {
     }
   };
   check(x, dx, "x");
-  for (Param& q : p.all()) check(q.value, q.grad, q.name.c_str());
+  for (Param& q : p.all()) check(q.value, q.grad_storage, q.name.c_str());
 }
 
 TEST(VisionTower, RandomInitGivesAUsableTower) {

@@ -1,5 +1,6 @@
 #include <cmath>
 #include "core/ops.h"
+#include "core/precision.h"
 #include "harness/op_test.h"
 
 using namespace tv;
@@ -104,4 +105,27 @@ TV_OP_TEST(linear, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
     ops::linear_bwd(&dx_over, nullptr, nullptr, dy, x, w, ops::GradMode::Overwrite);
     tvtest::expect_close(dx_over, dx_acc, 0, 0, "dx");
   }
+}
+
+// The weight gradient's Overwrite mode: dw full of NaN comes out as zeros + accumulate, in float and double
+// and with a bf16 dy.
+TV_OP_TEST(linear, forward, WeightGradientOverwriteEqualsAccumulatingIntoZeros) {
+  Rng rng(32);
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor x = tvtest::rand_tensor({9, 12}, dt, rng), w = tvtest::rand_tensor({5, 12}, dt, rng);
+    Tensor dy = tvtest::rand_tensor({9, 5}, dt, rng);
+    Tensor dw_acc = Tensor::zeros({5, 12}, dt), dw_over = Tensor::empty({5, 12}, dt);
+    dw_over.fill_(std::nan(""));
+    ops::linear_bwd(nullptr, &dw_acc, nullptr, dy, x, w);
+    ops::linear_bwd(nullptr, &dw_over, nullptr, dy, x, w, ops::GradMode::Accumulate, ops::GradMode::Overwrite);
+    tvtest::expect_close(dw_over, dw_acc, 0, 0, "dw");
+  }
+  MatmulPrecisionScope bf16(MatmulPrecision::BF16);
+  Tensor x = tvtest::rand_tensor({9, 12}, DType::F32, rng), w = tvtest::rand_tensor({5, 12}, DType::F32, rng);
+  Tensor dy = tvtest::rand_tensor({9, 5}, DType::F32, rng).to(DType::BF16);
+  Tensor dw_acc = Tensor::zeros({5, 12}), dw_over = Tensor::empty({5, 12});
+  dw_over.fill_(std::nan(""));
+  ops::linear_bwd(nullptr, &dw_acc, nullptr, dy, x, w);
+  ops::linear_bwd(nullptr, &dw_over, nullptr, dy, x, w, ops::GradMode::Accumulate, ops::GradMode::Overwrite);
+  tvtest::expect_close(dw_over, dw_acc, 0, 0, "dw from a bf16 dy");
 }

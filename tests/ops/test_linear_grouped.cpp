@@ -103,3 +103,27 @@ TV_OP_TEST(linear_grouped, forward, OverwriteModeEqualsAccumulatingIntoZeros) {
   ops::linear_grouped_bwd(&over, no_dw, dy, x, cptrs(w), kOffsets, ops::GradMode::Overwrite);
   EXPECT_TRUE(same_bits(over, acc));
 }
+
+// Per-group weight gradient modes, mixed in one call: overwritten groups (NaN before) equal zeros +
+// accumulate, accumulated ones add to what they held; an empty group that is overwritten becomes zeros.
+TV_OP_TEST(linear_grouped, forward, WeightGradientModesPerGroup) {
+  Rng rng(9);
+  const int64_t R = kOffsets.back(), in = 6, out = 4;
+  Tensor x = tvtest::rand_tensor({R, in}, DType::F32, rng), dy = tvtest::rand_tensor({R, out}, DType::F32, rng);
+  std::vector<Tensor> w = rand_weights(rng, DType::F32, out, in);
+  std::vector<Tensor> acc, mixed;
+  std::vector<ops::GradMode> modes;
+  for (size_t g = 0; g < w.size(); ++g) {
+    const bool over = g != 3;  // group 1 is empty
+    acc.push_back(Tensor::zeros({out, in}));
+    mixed.push_back(Tensor::empty({out, in}));
+    if (!over) acc[g].fill_(0.25);
+    mixed[g].fill_(over ? std::nan("") : 0.25);
+    modes.push_back(over ? ops::GradMode::Overwrite : ops::GradMode::Accumulate);
+  }
+  std::vector<Tensor*> pa, pm;
+  for (size_t g = 0; g < w.size(); ++g) pa.push_back(&acc[g]), pm.push_back(&mixed[g]);
+  ops::linear_grouped_bwd(nullptr, pa, dy, x, cptrs(w), kOffsets);
+  ops::linear_grouped_bwd(nullptr, pm, dy, x, cptrs(w), kOffsets, ops::GradMode::Accumulate, modes);
+  for (size_t g = 0; g < w.size(); ++g) EXPECT_TRUE(same_bits(mixed[g], acc[g])) << "group " << g;
+}

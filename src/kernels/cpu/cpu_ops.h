@@ -56,10 +56,10 @@ template <typename T>
 void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out);
 template <typename T>
 void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out,
-                bool dx_overwrite = false);
+                bool dx_overwrite = false, bool dw_overwrite = false);
 // The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
-                       int64_t in, int64_t out, bool dx_overwrite = false);
+                       int64_t in, int64_t out, bool dx_overwrite = false, bool dw_overwrite = false);
 
 // Grouped linear (MoE experts): rows [offsets[g], offsets[g+1]) of x go through w[g] [out, in]. Backward
 // accumulates; a null dw[g] skips that group's weight gradient.
@@ -67,8 +67,10 @@ template <typename T>
 void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offsets, int64_t groups, int64_t in,
                         int64_t out);
 template <typename T>
+// dw_overwrite: per group, or null (all accumulate).
 void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
-                        int64_t groups, int64_t in, int64_t out, bool dx_overwrite = false);
+                        int64_t groups, int64_t in, int64_t out, bool dx_overwrite = false,
+                        const bool* dw_overwrite = nullptr);
 
 template <typename T>
 void embedding_fwd(T* y, const int32_t* ids, const T* table, int64_t N, int64_t V, int64_t D);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -17,9 +18,9 @@ void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in,
 
 template <typename T>
 void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out,
-                bool dx_overwrite) {
+                bool dx_overwrite, bool dw_overwrite) {
   if (dx) gemm<T>(false, false, N, in, out, T(1), dy, out, w, in, T(dx_overwrite ? 0 : 1), dx, in);  // dx (+)= dy @ w
-  if (dw) gemm<T>(true, false, out, in, N, T(1), dy, out, x, in, T(1), dw, in);    // dw += dy^T @ x
+  if (dw) gemm<T>(true, false, out, in, N, T(1), dy, out, x, in, T(dw_overwrite ? 0 : 1), dw, in);  // dw (+)= dy^T x
   if (db) {
 #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < out; ++o) {
@@ -31,17 +32,17 @@ void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_
 }
 
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
-                       int64_t in, int64_t out, bool dx_overwrite) {
+                       int64_t in, int64_t out, bool dx_overwrite, bool dw_overwrite) {
   if (dx) gemm_bf16_a16(false, false, N, in, out, 1.0f, dy, out, w, in, dx_overwrite ? 0.0f : 1.0f, dx, in);
-  if (dw) gemm_bf16_a16(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);   // dw += dy^T @ x
+  if (dw) gemm_bf16_a16(true, false, out, in, N, 1.0f, dy, out, x, in, dw_overwrite ? 0.0f : 1.0f, dw, in);
 }
 
 template void linear_fwd<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t);
 template void linear_fwd<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t);
 template void linear_bwd<float>(float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t,
-                                int64_t, bool);
+                                int64_t, bool, bool);
 template void linear_bwd<double>(double*, double*, double*, const double*, const double*, const double*, int64_t,
-                                 int64_t, int64_t, bool);
+                                 int64_t, int64_t, bool, bool);
 
 }  // namespace tv::cpu
 
@@ -60,7 +61,7 @@ void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offs
 
 template <typename T>
 void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
-                        int64_t groups, int64_t in, int64_t out, bool dx_overwrite) {
+                        int64_t groups, int64_t in, int64_t out, bool dx_overwrite, const bool* dw_overwrite) {
   std::vector<GemmGroup<T>> probs;
   if (dx) {  // dx[rows of g] += dy[rows of g] @ w[g]
     for (int64_t g = 0; g < groups; ++g) {
@@ -69,12 +70,20 @@ void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* c
     }
     gemm_grouped<T>(false, false, T(1), T(dx_overwrite ? 0 : 1), probs.data(), int64_t(probs.size()));
   }
-  probs.clear();
-  for (int64_t g = 0; g < groups; ++g) {  // dw[g] += dy[rows of g]^T @ x[rows of g]
-    const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-    if (n > 0 && dw[g]) probs.push_back({out, in, n, dy + r0 * out, out, x + r0 * in, in, dw[g], in});
+  // dw[g] (+)= dy[rows of g]^T @ x[rows of g]: the groups to overwrite in one call, the others in another.
+  for (bool over : {true, false}) {
+    probs.clear();
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+      if (dw[g] && (dw_overwrite && dw_overwrite[g]) == over) {
+        if (n > 0)
+          probs.push_back({out, in, n, dy + r0 * out, out, x + r0 * in, in, dw[g], in});
+        else if (over)
+          std::fill(dw[g], dw[g] + out * in, T(0));  // no rows: the product is zero
+      }
+    }
+    gemm_grouped<T>(true, false, T(1), T(over ? 0 : 1), probs.data(), int64_t(probs.size()));
   }
-  gemm_grouped<T>(true, false, T(1), T(1), probs.data(), int64_t(probs.size()));
 }
 
 template void linear_grouped_fwd<float>(float*, const float*, const float* const*, const int64_t*, int64_t, int64_t,
@@ -82,8 +91,8 @@ template void linear_grouped_fwd<float>(float*, const float*, const float* const
 template void linear_grouped_fwd<double>(double*, const double*, const double* const*, const int64_t*, int64_t,
                                          int64_t, int64_t);
 template void linear_grouped_bwd<float>(float*, float* const*, const float*, const float*, const float* const*,
-                                        const int64_t*, int64_t, int64_t, int64_t, bool);
+                                        const int64_t*, int64_t, int64_t, int64_t, bool, const bool*);
 template void linear_grouped_bwd<double>(double*, double* const*, const double*, const double*, const double* const*,
-                                         const int64_t*, int64_t, int64_t, int64_t, bool);
+                                         const int64_t*, int64_t, int64_t, int64_t, bool, const bool*);
 
 }  // namespace tv::cpu
