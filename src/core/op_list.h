@@ -33,4 +33,5 @@
   X(scale)                     \
   X(sum_squares)               \
   X(adamw)                     \
+  X(adamw_step_multi)          \
   X(clip_grad_norm)

@@ -156,6 +156,16 @@ struct AdamWParams {
   double grad_scale = 1.0;
 };
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWParams& p);
+// adamw_step on many tensors of one dtype in one pass (PyTorch's fused/foreach AdamW): the same bits as
+// one adamw_step each; each tensor has its own step count (p.step is not used).
+struct AdamWTensors {
+  Tensor* param;
+  const Tensor* grad;
+  Tensor* m;
+  Tensor* v;
+  int64_t step;
+};
+void adamw_step_multi(const std::vector<AdamWTensors>& tensors, const AdamWParams& p);
 
 // Global-norm clipping as torch.nn.utils.clip_grad_norm_: returns the norm before clipping and scales
 // every gradient by min(1, max_norm / (norm + 1e-6)).

@@ -20,17 +20,20 @@ void AdamW::apply(ParamStore& params, double lr, double grad_scale) {
   p.beta2 = beta2;
   p.eps = eps;
   p.weight_decay = weight_decay;
+  // One pass over every parameter of a dtype (one parallel region instead of one per tensor).
+  std::map<DType, std::vector<ops::AdamWTensors>> by_dtype;
   for (Param& q : params.all()) {
+    if (!q.has_grad) continue;
     Tensor* g = q.grad_or_null();
-    if (!g || !q.has_grad) continue;
-    p.step = ++steps[q.name];
+    if (!g) continue;
     auto it = m.find(q.name);
     if (it == m.end()) {
       m[q.name] = Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device());
       v[q.name] = Tensor::zeros(q.value.shape(), q.value.dtype(), q.value.device());
     }
-    ops::adamw_step(q.value, *g, m[q.name], v[q.name], p);
+    by_dtype[q.value.dtype()].push_back({&q.value, g, &m[q.name], &v[q.name], ++steps[q.name]});
   }
+  for (const auto& [dtype, ts] : by_dtype) ops::adamw_step_multi(ts, p);
 }
 
 std::vector<NamedTensor> AdamW::state_tensors() const {

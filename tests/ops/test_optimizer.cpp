@@ -105,3 +105,65 @@ TV_OP_TEST(adamw, forward, GradScaleEqualsScalingTheGradientFirst) {
     EXPECT_EQ(std::memcmp(a->raw(), b->raw(), size_t(n) * 4), 0);
   EXPECT_EQ(ops::clip_coefficient(0.5, 1.0), 1.0);
 }
+
+// The multi-tensor update gives each tensor the bits of its own adamw_step: sizes from one element to
+// several work pieces, different step counts, both lerp forms, with and without grad_scale.
+TV_OP_TEST(adamw_step_multi, forward, EqualsOneStepPerTensor) {
+  Rng rng(8);
+  const std::vector<int64_t> sizes = {1, 300, 16384, 70001, 33};
+  for (DType dt : {DType::F32, DType::F64})
+    for (double beta1 : {0.9, 0.3})
+      for (double gs : {1.0, 0.37}) {
+        ops::AdamWParams hp;
+        hp.lr = 2e-3;
+        hp.beta1 = beta1;
+        hp.weight_decay = 0.05;
+        hp.grad_scale = gs;
+        std::vector<Tensor> p, g, m, v, pr, mr, vr;
+        for (int64_t n : sizes) {
+          p.push_back(tvtest::rand_tensor({n}, dt, rng));
+          g.push_back(tvtest::rand_tensor({n}, dt, rng));
+          m.push_back(tvtest::rand_tensor({n}, dt, rng, 0, 0.1));
+          v.push_back(tvtest::rand_tensor({n}, dt, rng, 0, 0.1));
+          pr.push_back(p.back().clone()), mr.push_back(m.back().clone()), vr.push_back(v.back().clone());
+        }
+        std::vector<ops::AdamWTensors> ts;
+        for (size_t t = 0; t < sizes.size(); ++t) {
+          ts.push_back({&p[t], &g[t], &m[t], &v[t], int64_t(t) + 1});
+          hp.step = int64_t(t) + 1;
+          ops::adamw_step(pr[t], g[t], mr[t], vr[t], hp);
+        }
+        hp.step = 99;  // not used by the multi-tensor form
+        ops::adamw_step_multi(ts, hp);
+        for (size_t t = 0; t < sizes.size(); ++t) {
+          const size_t bytes = size_t(sizes[t]) * dtype_size(dt);
+          EXPECT_EQ(std::memcmp(p[t].raw(), pr[t].raw(), bytes), 0) << "param " << t;
+          EXPECT_EQ(std::memcmp(m[t].raw(), mr[t].raw(), bytes), 0) << "m " << t;
+          EXPECT_EQ(std::memcmp(v[t].raw(), vr[t].raw(), bytes), 0) << "v " << t;
+        }
+      }
+}
+
+TV_OP_TEST(adamw_step_multi, forward, RejectsBadEntries) {
+  Tensor p = Tensor::zeros({4}), g = Tensor::zeros({4}), m = Tensor::zeros({4}), v = Tensor::zeros({4});
+  Tensor bad = Tensor::zeros({5}), d = Tensor::zeros({4}, DType::F64);
+  ops::AdamWParams hp;
+  EXPECT_THROW(ops::adamw_step_multi({{&p, &g, &m, &bad, 1}}, hp), Error);
+  EXPECT_THROW(ops::adamw_step_multi({{&p, &g, &m, &v, 0}}, hp), Error);
+  EXPECT_THROW(ops::adamw_step_multi({{&p, &g, &m, &v, 1}, {&d, &d, &d, &d, 1}}, hp), Error);
+  EXPECT_THROW(ops::adamw_step_multi({{&p, nullptr, &m, &v, 1}}, hp), Error);
+}
+
+// grad_norm (one pass over all float gradients) gives the bits of adding sum_squares tensor by tensor.
+TV_OP_TEST(clip_grad_norm, forward, NormEqualsSumOfPerTensorSquares) {
+  Rng rng(9);
+  std::vector<Tensor> gs;
+  for (int64_t n : {int64_t(5), int64_t(40000), int64_t(16384), int64_t(1)})
+    gs.push_back(tvtest::rand_tensor({n}, DType::F32, rng));
+  gs.push_back(tvtest::rand_tensor({300}, DType::F64, rng));
+  std::vector<Tensor*> ptrs = {&gs[0], nullptr, &gs[1], &gs[2], &gs[4], &gs[3]};
+  double ss = 0;
+  for (Tensor* g : ptrs)
+    if (g) ss += ops::sum_squares(*g);
+  EXPECT_EQ(ops::grad_norm(ptrs), std::sqrt(ss));
+}

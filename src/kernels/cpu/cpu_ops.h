@@ -188,5 +188,20 @@ double sum_squares(const T* x, int64_t n);
 template <typename T>
 void adamw_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1, double beta2, double eps,
                 double weight_decay, int64_t step, double grad_scale = 1.0);
+// adamw_step on many tensors, each with its own step count, in one parallel region: the same bits.
+template <typename T>
+struct AdamWSlice {
+  T* param;
+  const T* grad;
+  T* m;
+  T* v;
+  int64_t n, step;
+};
+template <typename T>
+void adamw_multi(const AdamWSlice<T>* tensors, int64_t count, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, double grad_scale = 1.0);
+// sum_squares of many tensors in one parallel region: out[t] gets the same bits as sum_squares alone.
+template <typename T>
+void sum_squares_multi(const T* const* xs, const int64_t* ns, int64_t count, double* out);
 
 }  // namespace tv::cpu
