@@ -130,6 +130,18 @@ TEST(GemmBf16, LaneRoundingEqualsScalar) {
   for (size_t i = 0; i < xs.size(); i += 8) tv::cpu::bf16_round_lanes(lanes.data() + i, tv::cpu::vload(xs.data() + i));
   for (size_t i = 0; i < xs.size(); ++i)
     ASSERT_EQ(lanes[i], tv::cpu::bf16_round(xs[i])) << "x = " << xs[i] << ", bits " << std::bit_cast<uint32_t>(xs[i]);
+  // scale_round_bf16, natively (the hardware conversion) and not, over a length that is no multiple of
+  // 8 or 16: the scalar rounding of each product.
+  for (bool native : {true, false}) {
+    tv::cpu::allow_native_bf16(native);
+    for (float c : {1.0f, 0.3f, 1e-30f}) {
+      std::vector<uint16_t> got(xs.size() - 3);
+      tv::cpu::scale_round_bf16(got.data(), xs.data(), c, int64_t(got.size()));
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], tv::cpu::bf16_round(xs[i] * c)) << "x = " << xs[i] << ", c = " << c << ", native " << native;
+    }
+    tv::cpu::allow_native_bf16(true);
+  }
 }
 
 TEST(GemmBf16, PrecisionSettingRoutesFloatGemms) {

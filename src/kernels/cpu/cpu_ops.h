@@ -24,6 +24,8 @@ void gemm_bf16_emulated(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 bool gemm_bf16_native();
 // false: take the emulated path even on a CPU with AVX512-BF16 (tests use it to run that path here).
 void allow_native_bf16(bool allowed);
+// d[j] = bf16_round(e[j] * c) for j < n (the AVX512-BF16 conversion where the CPU has it; the same bits).
+void scale_round_bf16(uint16_t* d, const float* e, float c, int64_t n);
 // gemm_bf16 with op(A) already in bf16 (bits as bf16_round in kernels/cpu/bf16.h gives them).
 void gemm_bf16_a16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -101,10 +101,7 @@ float ce_grad_row_bf16(const float* x, float* e, uint16_t* d, int32_t target, in
   const float m = lane_max(x, V), xt = x[target];
   const double s = sum_exp<true>(x, e, V, m);
   const float c = float(double(grad_scale) / s);
-  const Vec<float> cv = splat(c);
-  int64_t j = 0;
-  for (; j + 8 <= V; j += 8) bf16_round_lanes(d + j, vload(e + j) * cv);
-  for (; j < V; ++j) d[j] = bf16_round(e[j] * c);
+  scale_round_bf16(d, e, c, V);
   d[target] = bf16_round(e[target] * c - grad_scale);
   return float(double(m) + std::log(s) - double(xt));
 }

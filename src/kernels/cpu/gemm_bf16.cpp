@@ -254,6 +254,16 @@ void run_task(const Plan& pl, int64_t task, uint32_t* apack, float alpha, float 
   }
 }
 
+// d[j] = bf16_round(e[j] * c): one conversion instruction per 16 values.
+void scale_round_bf16_avx512(uint16_t* d, const float* e, float c, int64_t n) {
+  const __m512 cv = _mm512_set1_ps(c);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = lanes(n - j);
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, e + j), cv));
+    _mm256_mask_storeu_epi16(d + j, m, h);
+  }
+}
+
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -383,6 +393,14 @@ void gemm_bf16_emulated(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
 }
 
 bool gemm_bf16_native() { return cpu_has_avx512_bf16(); }
+
+void scale_round_bf16(uint16_t* d, const float* e, float c, int64_t n) {
+  if (cpu_has_avx512_bf16()) return scale_round_bf16_avx512(d, e, c, n);
+  const Vec<float> cv = splat(c);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) bf16_round_lanes(d + j, vload(e + j) * cv);
+  for (; j < n; ++j) d[j] = bf16_round(e[j] * c);
+}
 
 void allow_native_bf16(bool allowed) { g_native_allowed.store(allowed, std::memory_order_relaxed); }
 
