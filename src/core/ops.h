@@ -30,6 +30,13 @@ enum class GradMode { Accumulate, Overwrite };
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
                 GradMode dx_mode = GradMode::Accumulate, GradMode dw_mode = GradMode::Accumulate);
 
+// linear_bwd of several linears fed by the same x (the q, k and v projections; gate and up): dx gets the
+// sum of their input gradients (dx_mode applies to the first), dw[i] their weight gradients; the results
+// of one linear_bwd per linear, in order, with x prepared once for all the weight gradients. Float dy.
+void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const std::vector<const Tensor*>& dy,
+                             const Tensor& x, const std::vector<const Tensor*>& w,
+                             GradMode dx_mode = GradMode::Accumulate, const std::vector<GradMode>& dw_modes = {});
+
 // ---- grouped linear (the experts of a MoE layer, one call for all): x [R, in] holds every group's rows,
 // group g owns rows [offsets[g], offsets[g+1]) and its weight w[g] [out, in]; y [R, out]. Same results
 // as one linear per group. Backward accumulates; null dx, or a null dw[g], is skipped.

@@ -88,6 +88,21 @@ void param_linear_bwd(Tensor* dx, Param& w, const Tensor& dy, const Tensor& x,
   ops::linear_bwd(dx, g.grad, nullptr, dy, x, w.value, dx_mode, g.mode);
 }
 
+// The same for several weights fed by one input x (q, k, v; gate, up): dx gets the sum.
+void params_linear_bwd(Tensor* dx, const std::vector<Param*>& ws, const std::vector<const Tensor*>& dys,
+                       const Tensor& x, ops::GradMode dx_mode = ops::GradMode::Accumulate) {
+  std::vector<Tensor*> grads;
+  std::vector<ops::GradMode> modes;
+  std::vector<const Tensor*> values;
+  for (Param* w : ws) {
+    Param::GradWrite g = w->grad_for_write();
+    grads.push_back(g.grad);
+    modes.push_back(g.mode);
+    values.push_back(&w->value);
+  }
+  ops::linear_bwd_shared_input(dx, grads, dys, x, values, dx_mode, modes);
+}
+
 
 void swiglu_mlp_fwd(const Tensor& x, Param& wg, Param& wu, Param& wd, Tensor& g, Tensor& u, Tensor& a, Tensor& y) {
   int64_t n = x.size(0), F = wg.value.size(0), D = wd.value.size(0);
@@ -107,8 +122,7 @@ void swiglu_mlp_bwd(Tensor& dx, const Tensor& dy, const Tensor& x, Param& wg, Pa
   Tensor da = empty_like(a), dg = empty_like(g), du = empty_like(u);  // fresh: written, not accumulated
   param_linear_bwd(&da, wd, dy, a, ops::GradMode::Overwrite);
   ops::swiglu_bwd(&dg, &du, da, g, u, ops::GradMode::Overwrite);
-  param_linear_bwd(&dx, wg, dg, x, dx_mode);
-  param_linear_bwd(&dx, wu, du, x);
+  params_linear_bwd(&dx, {&wg, &wu}, {&dg, &du}, x, dx_mode);
 }
 
 }  // namespace
@@ -476,9 +490,8 @@ Tensor Llama::layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, in
   ops::rmsnorm_bwd(&dk, L.k_norm->grad_for_backward(), dkn.view({N * Hkv, Dh}), a.k.view({N * Hkv, Dh}), L.k_norm->value,
                    a.k_rstd, ops::GradMode::Overwrite);
   Tensor dxn1 = empty_like(a.xn1);
-  param_linear_bwd(&dxn1, *L.wq, dq.view({N, H * Dh}), a.xn1, ops::GradMode::Overwrite);
-  param_linear_bwd(&dxn1, *L.wk, dk.view({N, Hkv * Dh}), a.xn1);
-  param_linear_bwd(&dxn1, *L.wv, dv.view({N, Hkv * Dh}), a.xn1);
+  const Tensor dq2 = dq.view({N, H * Dh}), dk2 = dk.view({N, Hkv * Dh}), dv2 = dv.view({N, Hkv * Dh});
+  params_linear_bwd(&dxn1, {L.wq, L.wk, L.wv}, {&dq2, &dk2, &dv2}, a.xn1, ops::GradMode::Overwrite);
   ops::rmsnorm_bwd(&dx, L.norm1->grad_for_backward(), dxn1, a.x, L.norm1->value, a.rstd1);
   return dx;
 }

@@ -1,3 +1,5 @@
+#include <memory>
+
 #include "core/ops.h"
 #include "core/profile.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -77,6 +79,39 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
   TV_DISPATCH_FLOAT(x.dtype(), op,
                     cpu::linear_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(),
                                        x.data<T>(), w.data<T>(), x.size(0), x.size(1), w.size(0), over, dw_over));
+}
+
+void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const std::vector<const Tensor*>& dy,
+                             const Tensor& x, const std::vector<const Tensor*>& w, GradMode dx_mode,
+                             const std::vector<GradMode>& dw_modes) {
+  TV_PROFILE("linear_bwd");
+  const char* op = "linear_bwd_shared_input";
+  const size_t n = w.size();
+  TV_CHECK(dy.size() == n && dw.size() == n && (dw_modes.empty() || dw_modes.size() == n), op, ": ", n,
+           " weights but ", dy.size(), " output gradients, ", dw.size(), " weight gradients and ", dw_modes.size(),
+           " modes");
+  std::vector<int64_t> outs;
+  std::unique_ptr<bool[]> dw_over(new bool[n]());
+  for (size_t i = 0; i < n; ++i) {
+    TV_CHECK(w[i] && dy[i], op, ": null weight or output gradient");
+    check_linear(op, x, *w[i], nullptr, *dy[i]);
+    if (dw[i]) check_shape(*dw[i], w[i]->shape(), op, "dw");
+    outs.push_back(w[i]->size(0));
+    dw_over[i] = !dw_modes.empty() && dw_modes[i] == GradMode::Overwrite;
+    require_cpu(common_device(op, &x, w[i], dy[i], dw[i]), op);
+  }
+  if (dx) check_shape(*dx, x.shape(), op, "dx");
+  TV_DISPATCH_FLOAT(x.dtype(), op, {
+    std::vector<T*> dwp;
+    std::vector<const T*> dyp, wp;
+    for (size_t i = 0; i < n; ++i) {
+      dwp.push_back(ptr_or_null<T>(dw[i]));
+      dyp.push_back(dy[i]->data<T>());
+      wp.push_back(w[i]->data<T>());
+    }
+    cpu::linear_bwd_shared_input<T>(ptr_or_null<T>(dx), dwp.data(), dyp.data(), x.data<T>(), wp.data(), outs.data(),
+                                    int64_t(n), x.size(0), x.size(1), dx_mode == GradMode::Overwrite, dw_over.get());
+  });
 }
 
 }  // namespace tv::ops

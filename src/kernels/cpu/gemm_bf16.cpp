@@ -273,9 +273,9 @@ std::vector<uint32_t>& b_buffer() {
   return buf;
 }
 
-// Every problem of a group in one parallel region: first all B panels are packed, then the C tasks of
-// all problems are shared out dynamically. A task's result does not depend on how C was cut into tasks,
-// so a problem gives the same bits alone or in any group.
+// Every problem of a group in one parallel region: first all B panels are packed (once for problems that
+// share their B), then the C tasks of all problems are shared out dynamically. A task's result does not
+// depend on how C was cut into tasks, so a problem gives the same bits alone or in any group.
 // a16: for a single problem, op(A) given in bf16 instead of probs->A.
 void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n,
                       const uint16_t* a16 = nullptr) {
@@ -298,41 +298,49 @@ void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup
   if (plans.empty()) return;
   // Enough tasks to keep every thread busy: split the columns when there are few row blocks.
   const int64_t split = m_tasks < 4 * threads ? (4 * threads + m_tasks - 1) / m_tasks : 1;
-  std::vector<int64_t> task_end, panel_end;  // running totals over the plans
-  int64_t tasks = 0, panels = 0, bwords = 0;
-  for (Plan& pl : plans) {
+  std::vector<int64_t> task_end;  // running totals over the plans
+  int64_t tasks = 0, bwords = 0;
+  std::vector<std::pair<int64_t, int64_t>> pack;  // (plan, panel) of every B panel to pack
+  std::vector<int64_t> owner(plans.size());      // the plan whose packed B a plan uses
+  for (size_t p = 0; p < plans.size(); ++p) {
+    Plan& pl = plans[p];
     pl.n_tasks = std::min(pl.panels, split);
     pl.panels_per_task = (pl.panels + pl.n_tasks - 1) / pl.n_tasks;
     pl.n_tasks = (pl.panels + pl.panels_per_task - 1) / pl.panels_per_task;
     task_end.push_back(tasks += pl.m_tasks * pl.n_tasks);
-    panel_end.push_back(panels += pl.panels);
+    // Problems with the same op(B) (the weight gradients of several layers fed by one input) pack it once.
+    owner[p] = int64_t(p);
+    for (size_t q = 0; q < p; ++q)
+      if (owner[q] == int64_t(q) && plans[q].b.p == pl.b.p && plans[q].b.ld == pl.b.ld &&
+          plans[q].b.trans == pl.b.trans && plans[q].K == pl.K && plans[q].N == pl.N)
+        owner[p] = int64_t(q);
+    if (owner[p] != int64_t(p)) continue;
     bwords += pl.panels * pl.KP * kNR;
+    for (int64_t j = 0; j < pl.panels; ++j) pack.push_back({int64_t(p), j});
   }
   std::vector<uint32_t>& bbuf = b_buffer();
   if (bbuf.size() < size_t(bwords)) bbuf.resize(size_t(bwords));
   int64_t off = 0;
-  for (Plan& pl : plans) {
-    pl.bpack = bbuf.data() + off;
-    off += pl.panels * pl.KP * kNR;
+  for (size_t p = 0; p < plans.size(); ++p) {
+    if (owner[p] != int64_t(p)) continue;
+    plans[p].bpack = bbuf.data() + off;
+    off += plans[p].panels * plans[p].KP * kNR;
   }
-  auto plan_of = [](const std::vector<int64_t>& ends, int64_t i) {
-    return int64_t(std::upper_bound(ends.begin(), ends.end(), i) - ends.begin());
-  };
-  const int team = int(std::min<int64_t>(threads, std::max(tasks, panels)));
+  for (size_t p = 0; p < plans.size(); ++p) plans[p].bpack = plans[size_t(owner[p])].bpack;
+  const int team = int(std::min<int64_t>(threads, std::max<int64_t>(tasks, int64_t(pack.size()))));
 #pragma omp parallel num_threads(team)
   {
     static thread_local std::vector<uint32_t> abuf;
     if (abuf.size() < size_t(kMC * kKCP)) abuf.resize(size_t(kMC * kKCP));
 #pragma omp for schedule(static)
-    for (int64_t gj = 0; gj < panels; ++gj) {
-      const int64_t p = plan_of(panel_end, gj);
-      const Plan& pl = plans[size_t(p)];
-      const int64_t j = gj - (p ? panel_end[size_t(p - 1)] : 0);
+    for (size_t i = 0; i < pack.size(); ++i) {
+      const Plan& pl = plans[size_t(pack[i].first)];
+      const int64_t j = pack[i].second;
       pack_b_panel(pl.bpack + j * pl.KP * kNR, pl.b, pl.K, pl.KP, j * kNR, std::min<int64_t>(kNR, pl.N - j * kNR));
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t gt = 0; gt < tasks; ++gt) {
-      const int64_t p = plan_of(task_end, gt);
+      const int64_t p = int64_t(std::upper_bound(task_end.begin(), task_end.end(), gt) - task_end.begin());
       run_task(plans[size_t(p)], gt - (p ? task_end[size_t(p - 1)] : 0), abuf.data(), alpha, beta);
     }
   }

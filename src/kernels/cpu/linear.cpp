@@ -31,6 +31,24 @@ void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_
   }
 }
 
+template <typename T>
+void linear_bwd_shared_input(T* dx, T* const* dw, const T* const* dy, const T* x, const T* const* w,
+                             const int64_t* outs, int64_t count, int64_t N, int64_t in, bool dx_overwrite,
+                             const bool* dw_overwrite) {
+  if (dx)  // dx (+)= sum_i dy_i @ w_i, in order: the bits of one linear_bwd after the other
+    for (int64_t i = 0; i < count; ++i)
+      gemm<T>(false, false, N, in, outs[i], T(1), dy[i], outs[i], w[i], in, T(i == 0 && dx_overwrite ? 0 : 1), dx, in);
+  // dw_i (+)= dy_i^T @ x: one grouped call per mode, x packed once for all of them.
+  std::vector<GemmGroup<T>> probs;
+  for (bool over : {true, false}) {
+    probs.clear();
+    for (int64_t i = 0; i < count; ++i)
+      if (dw[i] && (dw_overwrite && dw_overwrite[i]) == over)
+        probs.push_back({outs[i], in, N, dy[i], outs[i], x, in, dw[i], in});
+    gemm_grouped<T>(true, false, T(1), T(over ? 0 : 1), probs.data(), int64_t(probs.size()));
+  }
+}
+
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
                        int64_t in, int64_t out, bool dx_overwrite, bool dw_overwrite) {
   if (dx) gemm_bf16_a16(false, false, N, in, out, 1.0f, dy, out, w, in, dx_overwrite ? 0.0f : 1.0f, dx, in);
@@ -43,6 +61,12 @@ template void linear_bwd<float>(float*, float*, float*, const float*, const floa
                                 int64_t, bool, bool);
 template void linear_bwd<double>(double*, double*, double*, const double*, const double*, const double*, int64_t,
                                  int64_t, int64_t, bool, bool);
+template void linear_bwd_shared_input<float>(float*, float* const*, const float* const*, const float*,
+                                             const float* const*, const int64_t*, int64_t, int64_t, int64_t, bool,
+                                             const bool*);
+template void linear_bwd_shared_input<double>(double*, double* const*, const double* const*, const double*,
+                                              const double* const*, const int64_t*, int64_t, int64_t, int64_t, bool,
+                                              const bool*);
 
 }  // namespace tv::cpu
 
