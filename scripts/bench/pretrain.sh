@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 threads=${1:-2}
 steps=${2:-5}
 rounds=${3:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "pretrain.sh: ROUNDS must be a whole number >= 1, got '$rounds'" >&2; exit 1; }
 bin=${TINYVLM_BIN:-build/tinyvlm}
 results=()
 for ((r = 1; r <= rounds; ++r)); do

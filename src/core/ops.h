@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/grad_mode.h"
 #include "core/tensor.h"
 
 namespace tv::ops {
@@ -22,27 +23,26 @@ void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool tran
 
 // ---- linear: x [N, in], w [out, in] (PyTorch layout), b [out] or null -> y [N, out].
 void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
-// Backward ops accumulate into their gradients. Where the caller's buffer for an input gradient is fresh,
-// GradMode::Overwrite writes it instead, which saves zeroing it and reading the zeros back.
-enum class GradMode { Accumulate, Overwrite };
 
-// dw_mode likewise for the weight gradient (Param::grad_for_write tells which applies).
+// Backward: dx_mode says whether dx is written or added to (core/grad_mode.h), dw_mode likewise for the
+// weight gradient (Param::grad_for_write tells which applies); db is added to.
 void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tensor& x, const Tensor& w,
                 GradMode dx_mode = GradMode::Accumulate, GradMode dw_mode = GradMode::Accumulate);
 
 // linear_bwd of several linears fed by the same x (the q, k and v projections; gate and up): dx gets the
-// sum of their input gradients (dx_mode applies to the first), dw[i] their weight gradients; the results
-// of one linear_bwd per linear, in order, with x prepared once for all the weight gradients. Float dy.
+// sum of their input gradients (dx_mode applies to the first), dw[i] their weight gradients (dw_modes[i]);
+// the results of one linear_bwd per linear, in order. With bf16 matmuls the weight gradients of one mode
+// are one grouped product that packs x once. Float dy.
 void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const std::vector<const Tensor*>& dy,
                              const Tensor& x, const std::vector<const Tensor*>& w,
                              GradMode dx_mode = GradMode::Accumulate, const std::vector<GradMode>& dw_modes = {});
 
 // ---- grouped linear (the experts of a MoE layer, one call for all): x [R, in] holds every group's rows,
 // group g owns rows [offsets[g], offsets[g+1]) and its weight w[g] [out, in]; y [R, out]. Same results
-// as one linear per group. Backward accumulates; null dx, or a null dw[g], is skipped.
+// as one linear per group. Backward: dx as dx_mode says, dw[g] as dw_modes[g] says (empty: all added
+// to); a null dx, or a null dw[g], is skipped.
 void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tensor*>& w,
                         const std::vector<int64_t>& offsets);
-// dw_modes: one per group (empty: all Accumulate).
 void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor& dy, const Tensor& x,
                         const std::vector<const Tensor*>& w, const std::vector<int64_t>& offsets,
                         GradMode dx_mode = GradMode::Accumulate, const std::vector<GradMode>& dw_modes = {});
@@ -65,6 +65,7 @@ void layernorm_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const T
 // ---- interleaved RoPE: x [B, S, H, Dh]; pairs (2j, 2j+1) rotate by (pos_offset + s) * theta^(-2j/Dh).
 // y may be x itself. The backward rotates by the opposite angle.
 void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta);
+// dx may be dy itself only with GradMode::Overwrite.
 void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta,
               GradMode mode = GradMode::Accumulate);
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
+#include "core/grad_mode.h"
 #include "core/tensor.h"
 #include "io/safetensors.h"
 
@@ -28,7 +28,10 @@ struct Param {
   // the first product that writes it overwrites it instead, with no zeroing pass and no read of zeros.
   bool grad_stale = false;
 
-  // The gradient (zeros since the last zero_grad() if nothing wrote it), or null when frozen.
+  // Whether the parameter has gradient memory (trainable); unlike grad_or_null(), touches nothing.
+  bool has_grad_buffer() const { return trainable && grad_storage.defined(); }
+  // The gradient (zeros since the last zero_grad() if nothing wrote it), or null when frozen. For reading
+  // and scaling: a backward writes through grad_for_backward() or grad_for_write(), which mark it used.
   Tensor* grad_or_null() {
     if (!trainable || !grad_storage.defined()) return nullptr;
     if (grad_stale) {

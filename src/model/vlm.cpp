@@ -119,7 +119,7 @@ void VisionLanguageModel::backward(const Tensor& dlogits) {
     dst.copy_from(dx0.narrow(0, b * T, P));
   }
   proj_->backward(dvis, false);
-  if (llm_->embedding().grad_or_null()) {
+  if (llm_->embedding().has_grad_buffer()) {
     // The embedding of <image> at position 0 was dropped: its row gets zero, as in PyTorch.
     Tensor dtext = Tensor::zeros({B * S, D}, dx0.dtype(), dx0.device());
     for (int64_t b = 0; b < B; ++b) {

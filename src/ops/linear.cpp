@@ -84,9 +84,10 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
 void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const std::vector<const Tensor*>& dy,
                              const Tensor& x, const std::vector<const Tensor*>& w, GradMode dx_mode,
                              const std::vector<GradMode>& dw_modes) {
-  TV_PROFILE("linear_bwd");
+  TV_PROFILE("linear_bwd_shared_input");
   const char* op = "linear_bwd_shared_input";
   const size_t n = w.size();
+  TV_CHECK(n > 0, op, ": no linears");
   TV_CHECK(dy.size() == n && dw.size() == n && (dw_modes.empty() || dw_modes.size() == n), op, ": ", n,
            " weights but ", dy.size(), " output gradients, ", dw.size(), " weight gradients and ", dw_modes.size(),
            " modes");
@@ -100,7 +101,10 @@ void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const s
     dw_over[i] = !dw_modes.empty() && dw_modes[i] == GradMode::Overwrite;
     require_cpu(common_device(op, &x, w[i], dy[i], dw[i]), op);
   }
-  if (dx) check_shape(*dx, x.shape(), op, "dx");
+  if (dx) {
+    check_like(*dx, x, op, "dx");
+    require_cpu(common_device(op, &x, dx), op);
+  }
   TV_DISPATCH_FLOAT(x.dtype(), op, {
     std::vector<T*> dwp;
     std::vector<const T*> dyp, wp;

@@ -1,7 +1,9 @@
 #include <cmath>
+
 #include "core/ops.h"
 #include "core/precision.h"
 #include "harness/op_test.h"
+#include "kernels/cpu/cpu_ops.h"
 
 using namespace tv;
 using tvtest::at;
@@ -131,15 +133,22 @@ TV_OP_TEST(linear, forward, WeightGradientOverwriteEqualsAccumulatingIntoZeros) 
 }
 
 // Several linears fed by one input: the bits of one linear_bwd per linear, in order, in fp32 and f64 and
-// with bf16 matmuls (where the weight gradients share one packing of x), with mixed weight-gradient modes.
+// with bf16 matmuls (natively, where the weight gradients share one packing of x, and emulated), with mixed
+// weight-gradient modes.
 TV_OP_TEST(linear, forward, SharedInputBackwardEqualsOneLinearEach) {
   Rng rng(33);
   const int64_t N = 131, in = 40;
   const std::vector<int64_t> outs = {24, 16, 16};
-  for (MatmulPrecision prec : {MatmulPrecision::F32, MatmulPrecision::BF16})
-    for (DType dt : {DType::F32, DType::F64}) {
-      if (prec == MatmulPrecision::BF16 && dt == DType::F64) continue;
-      MatmulPrecisionScope scope(prec);
+  struct Case {
+    MatmulPrecision prec;
+    DType dt;
+    bool native;
+  };
+  for (Case c : {Case{MatmulPrecision::F32, DType::F32, true}, Case{MatmulPrecision::F32, DType::F64, true},
+                 Case{MatmulPrecision::BF16, DType::F32, true}, Case{MatmulPrecision::BF16, DType::F32, false}}) {
+      const DType dt = c.dt;
+      MatmulPrecisionScope scope(c.prec);
+      cpu::allow_native_bf16(c.native);
       Tensor x = tvtest::rand_tensor({N, in}, dt, rng);
       std::vector<Tensor> w, dy, dw_ref, dw;
       for (int64_t o : outs) {
@@ -160,6 +169,7 @@ TV_OP_TEST(linear, forward, SharedInputBackwardEqualsOneLinearEach) {
       std::vector<const Tensor*> pdy, pw;
       for (size_t i = 0; i < outs.size(); ++i) pdw.push_back(&dw[i]), pdy.push_back(&dy[i]), pw.push_back(&w[i]);
       ops::linear_bwd_shared_input(&dx, pdw, pdy, x, pw, ops::GradMode::Overwrite, modes);
+      cpu::allow_native_bf16(true);
       tvtest::expect_close(dx, dx_ref, 0, 0, "dx");
       for (size_t i = 0; i < outs.size(); ++i) tvtest::expect_close(dw[i], dw_ref[i], 0, 0, "dw");
     }

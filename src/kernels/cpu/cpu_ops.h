@@ -59,24 +59,24 @@ void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in,
 template <typename T>
 void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t in, int64_t out,
                 bool dx_overwrite = false, bool dw_overwrite = false);
+// The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
+void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
+                       int64_t in, int64_t out, bool dx_overwrite = false, bool dw_overwrite = false);
 // Several linears fed by the same x [N, in] (q, k and v; gate and up): dx (+)= sum_i dy_i @ w_i and
-// dw_i (+)= dy_i^T @ x, w_i [outs[i], in]; the weight gradients in one grouped call that packs x once.
-// dw_overwrite: per linear, or null (all accumulate).
+// dw_i (+)= dy_i^T @ x, w_i [outs[i], in]; the weight gradients of each mode in one grouped call, which
+// with bf16 matmuls packs x once for all of them. dw_overwrite: per linear, or null (all accumulate).
 template <typename T>
 void linear_bwd_shared_input(T* dx, T* const* dw, const T* const* dy, const T* x, const T* const* w,
                              const int64_t* outs, int64_t count, int64_t N, int64_t in, bool dx_overwrite = false,
                              const bool* dw_overwrite = nullptr);
-// The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
-void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
-                       int64_t in, int64_t out, bool dx_overwrite = false, bool dw_overwrite = false);
 
 // Grouped linear (MoE experts): rows [offsets[g], offsets[g+1]) of x go through w[g] [out, in]. Backward
-// accumulates; a null dw[g] skips that group's weight gradient.
+// accumulates unless told to overwrite (dx_overwrite; dw_overwrite per group, or null: none); a null dw[g]
+// skips that group's weight gradient.
 template <typename T>
 void linear_grouped_fwd(T* y, const T* x, const T* const* w, const int64_t* offsets, int64_t groups, int64_t in,
                         int64_t out);
 template <typename T>
-// dw_overwrite: per group, or null (all accumulate).
 void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* const* w, const int64_t* offsets,
                         int64_t groups, int64_t in, int64_t out, bool dx_overwrite = false,
                         const bool* dw_overwrite = nullptr);

@@ -95,38 +95,42 @@ int64_t cross_entropy_with_grad(T* losses, T* dlogits, const T* logits, const in
 
 namespace {
 
-// One row of cross_entropy_with_grad_bf16: returns the loss, writes the gradient row d. e: V floats of
-// scratch for the exponentials (may be x itself).
-float ce_grad_row_bf16(const float* x, float* e, uint16_t* d, int32_t target, int64_t V, float grad_scale) {
+// One row of cross_entropy_with_grad_bf16: its loss and its gradient row d, or zeros for an ignored row.
+// e: V floats of scratch for the exponentials (may be x itself).
+void ce_grad_row_bf16(float* loss, const float* x, float* e, uint16_t* d, int32_t target, int64_t V,
+                      float grad_scale, int32_t ignore_index) {
+  if (target == ignore_index) {
+    *loss = 0;
+    for (int64_t j = 0; j < V; ++j) d[j] = 0;
+    return;
+  }
   const float m = lane_max(x, V), xt = x[target];
   const double s = sum_exp<true>(x, e, V, m);
   const float c = float(double(grad_scale) / s);
   scale_round_bf16(d, e, c, V);
   d[target] = bf16_round(e[target] * c - grad_scale);
-  return float(double(m) + std::log(s) - double(xt));
+  *loss = float(double(m) + std::log(s) - double(xt));
+}
+
+int64_t count_targets(const int32_t* targets, int64_t N, int32_t ignore_index) {
+  int64_t counted = 0;
+  for (int64_t n = 0; n < N; ++n) counted += targets[n] != ignore_index;
+  return counted;
 }
 
 }  // namespace
 
 int64_t cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* logits, const int32_t* targets,
                                      int64_t N, int64_t V, float grad_scale, int32_t ignore_index) {
-  int64_t counted = 0;
-#pragma omp parallel reduction(+ : counted) if (N * V > kParallelGrain)
+#pragma omp parallel if (N * V > kParallelGrain)
   {
     std::vector<float> e(static_cast<size_t>(V));  // this thread's exponentials of one row
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      uint16_t* d = dlogits + n * V;
-      if (targets[n] == ignore_index) {
-        losses[n] = 0;
-        for (int64_t j = 0; j < V; ++j) d[j] = 0;
-        continue;
-      }
-      losses[n] = ce_grad_row_bf16(logits + n * V, e.data(), d, targets[n], V, grad_scale);
-      ++counted;
-    }
+    for (int64_t n = 0; n < N; ++n)
+      ce_grad_row_bf16(losses + n, logits + n * V, e.data(), dlogits + n * V, targets[n], V, grad_scale,
+                       ignore_index);
   }
-  return counted;
+  return count_targets(targets, N, ignore_index);
 }
 
 int64_t linear_cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, const float* x, const float* w,
@@ -135,20 +139,11 @@ int64_t linear_cross_entropy_with_grad_bf16(float* losses, uint16_t* dlogits, co
   // Each block of logit rows is turned into losses and gradients while it is still in cache, by the
   // thread that computed it; the exponentials overwrite the block.
   gemm_bf16_rows(true, N, V, D, x, D, w, D, [&](int64_t m0, int64_t mc, float* c, int64_t ldc) {
-    for (int64_t r = 0; r < mc; ++r) {
-      const int64_t n = m0 + r;
-      uint16_t* d = dlogits + n * V;
-      if (targets[n] == ignore_index) {
-        losses[n] = 0;
-        for (int64_t j = 0; j < V; ++j) d[j] = 0;
-        continue;
-      }
-      losses[n] = ce_grad_row_bf16(c + r * ldc, c + r * ldc, d, targets[n], V, grad_scale);
-    }
+    for (int64_t r = 0; r < mc; ++r)
+      ce_grad_row_bf16(losses + m0 + r, c + r * ldc, c + r * ldc, dlogits + (m0 + r) * V, targets[m0 + r], V,
+                       grad_scale, ignore_index);
   });
-  int64_t counted = 0;
-  for (int64_t n = 0; n < N; ++n) counted += targets[n] != ignore_index;
-  return counted;
+  return count_targets(targets, N, ignore_index);
 }
 
 template <typename T>

@@ -26,7 +26,7 @@ constexpr int kMR = 14;               // rows of C per micro-tile (28 accumulato
 constexpr int kNR = 32;               // columns of C per micro-tile: two 16-lane vectors
 constexpr int64_t kKCP = 256;         // k-pairs per K block (512 k): A micro-panel 14 KiB, B 32 KiB
 constexpr int64_t kMC = kMR * 4;      // rows of C per task (measured best of 2-16 micro-panels)
-constexpr int64_t kRowsMC = kMR * 2;  // rows per task of gemm_bf16_rows: its C block stays in L2
+constexpr int64_t kRowsMC = kMR * 2;  // rows per task of gemm_bf16_rows (28 x V floats: 0.9 MiB at V = 8k)
 
 inline float round_bf16(float f) { return bf16_value(bf16_round(f)); }
 
@@ -346,8 +346,9 @@ void gemm_bf16_avx512(bool ta, bool tb, float alpha, float beta, const GemmGroup
   }
 }
 
-// C = op(A) op(B)^T... by blocks of kMC rows: each task computes whole rows of C into its thread's buffer
-// and hands them to `rows`. The same tiles and sums as gemm_bf16_avx512, so the same bits.
+// C = A op(B) in blocks of kRowsMC rows: each task computes whole rows of C into its thread's buffer and
+// hands them to `rows`. The same tiles and sums as gemm_bf16_avx512, so the same bits. The columns are
+// never split: with fewer than a few blocks of rows per thread, some threads idle.
 void gemm_bf16_rows_avx512(bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                            int64_t ldb, const GemmRowsFn& rows) {
   Plan pl{{A, lda, false}, {B, ldb, tb}, M, N, K, (K + 1) / 2, (N + kNR - 1) / kNR, (M + kRowsMC - 1) / kRowsMC, 1, 0,
@@ -438,10 +439,13 @@ void gemm_bf16_rows(bool tb, int64_t M, int64_t N, int64_t K, const float* A, in
                     int64_t ldb, const GemmRowsFn& rows) {
   if (M == 0 || N == 0) return;
   if (K > 0 && cpu_has_avx512_bf16()) return gemm_bf16_rows_avx512(tb, M, N, K, A, lda, B, ldb, rows);
-  // Emulated: the whole product (gemm_bf16's bits), then its blocks of rows one after the other.
+  // Emulated: the whole product (gemm_bf16's bits), then its blocks of rows, shared out as natively.
   std::vector<float> c(size_t(M * N));
   gemm_bf16(false, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, c.data(), N);
-  for (int64_t m0 = 0; m0 < M; m0 += kMC) rows(m0, std::min(kMC, M - m0), c.data() + m0 * N, N);
+  const int64_t blocks = (M + kRowsMC - 1) / kRowsMC;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b)
+    rows(b * kRowsMC, std::min(kRowsMC, M - b * kRowsMC), c.data() + b * kRowsMC * N, N);
 }
 
 void gemm_bf16_grouped(bool ta, bool tb, float alpha, float beta, const GemmGroup<float>* probs, int64_t n) {

@@ -11,10 +11,6 @@ namespace tv::cpu {
 //   p *= 1 - lr wd;  m.lerp_(g, 1 - b1);  v = v b2 + (1 - b2) g g;
 //   p += -lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 namespace {
-// `low` picks lerp's form as PyTorch does (weight < 0.5: m + w (g - m), else g - (g - m)(1 - w)); a
-// template flag keeps the loop free of branches.
-// `scaled`: the gradient is first multiplied by gs (global-norm clipping folded in: the same product
-// clipping would have stored, without a pass that writes it back).
 // The scalars of one update, rounded to T where PyTorch rounds them.
 template <typename T>
 struct AdamWConsts {
@@ -33,6 +29,10 @@ struct AdamWConsts {
   }
 };
 
+// `low` picks lerp's form as PyTorch does (weight < 0.5: m + w (g - m), else g - (g - m)(1 - w)); a
+// template flag keeps the loop free of branches.
+// `scaled`: the gradient is first multiplied by gs (global-norm clipping folded in: the same product
+// clipping would have stored, without a pass that writes it back).
 template <typename T, bool low, bool scaled>
 void adamw_range(T* param, const T* grad, T* m, T* v, int64_t i0, int64_t i1, const AdamWConsts<T>& c) {
   // Locals, not c's members: stores through the arrays could alias them, which keeps the loop scalar.
