@@ -88,7 +88,7 @@ struct Operand {
 };
 
 // 16 k-pairs from two rows of bf16 (even k, odd k), n valid lanes; missing values are zero.
-inline __m512i pair_rows16(const uint16_t* even, const uint16_t* odd, int64_t n) {
+inline __m512i pair_rows(const uint16_t* even, const uint16_t* odd, int64_t n) {
   const __mmask16 m = lanes(n);
   __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, even));
   __m512i hi = odd ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, odd)) : _mm512_setzero_si512();
@@ -96,7 +96,7 @@ inline __m512i pair_rows16(const uint16_t* even, const uint16_t* odd, int64_t n)
 }
 
 // 16 k-pairs from 32 consecutive bf16 of one row, n valid values (n <= 32); missing values are zero.
-inline __m512i pair_run16(const uint16_t* src, int64_t n) {
+inline __m512i pair_run(const uint16_t* src, int64_t n) {
   const __mmask32 m = n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
   return _mm512_maskz_loadu_epi16(m, src);
 }
@@ -132,42 +132,18 @@ void pack_b_panel(uint32_t* dst, const Operand& b, int64_t K, int64_t KP, int64_
 // Not transposed: each micro-panel row-major [kMR][kKCP] (a row's pairs are contiguous in A too).
 // Transposed: each micro-panel [nq][kMR] (a pair's rows are contiguous in A too); the pair loop is the
 // outer one so that each row of the stored matrix is visited once per block, not once per micro-panel.
-void pack_a_block(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_t mc, int64_t q0, int64_t nq) {
+// E: float (rounded while packed) or uint16_t (bf16 already: the same layout, half the bytes to read).
+template <typename E>
+void pack_a_rows(uint32_t* dst, const E* p, int64_t ld, bool trans, int64_t K, int64_t m0, int64_t mc, int64_t q0,
+                 int64_t nq) {
   const int64_t panels = (mc + kMR - 1) / kMR;
-  if (a.p16) {  // the same layouts from bf16: no rounding, half the bytes to read
-    if (!a.trans) {
-      for (int64_t i = 0; i < panels; ++i)
-        for (int64_t r = 0; r < kMR; ++r) {
-          uint32_t* row = dst + i * kMR * kKCP + r * kKCP;
-          const int64_t m = i * kMR + r;
-          for (int64_t q = 0; q < nq; q += 16) {
-            __m512i v = m < mc ? pair_run16(a.p16 + (m0 + m) * a.ld + 2 * (q0 + q),
-                                            std::min<int64_t>(32, K - 2 * (q0 + q)))
-                               : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(row + q, lanes(nq - q), v);
-          }
-        }
-      return;
-    }
-    for (int64_t q = 0; q < nq; ++q) {
-      const int64_t k = 2 * (q0 + q);
-      const uint16_t* even = a.p16 + k * a.ld + m0;
-      const uint16_t* odd = k + 1 < K ? even + a.ld : nullptr;
-      for (int64_t i = 0; i < panels; ++i) {
-        const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
-        _mm512_mask_storeu_epi32(dst + i * kMR * kKCP + q * kMR, lanes(kMR),
-                                 pair_rows16(even + i * kMR, odd ? odd + i * kMR : nullptr, mr));
-      }
-    }
-    return;
-  }
-  if (!a.trans) {  // element (m, k) at p[m * ld + k]
+  if (!trans) {  // element (m, k) at p[m * ld + k]
     for (int64_t i = 0; i < panels; ++i)
       for (int64_t r = 0; r < kMR; ++r) {
         uint32_t* row = dst + i * kMR * kKCP + r * kKCP;
         const int64_t m = i * kMR + r;
         for (int64_t q = 0; q < nq; q += 16) {
-          __m512i v = m < mc ? pair_run(a.p + (m0 + m) * a.ld + 2 * (q0 + q), std::min<int64_t>(32, K - 2 * (q0 + q)))
+          __m512i v = m < mc ? pair_run(p + (m0 + m) * ld + 2 * (q0 + q), std::min<int64_t>(32, K - 2 * (q0 + q)))
                              : _mm512_setzero_si512();
           _mm512_mask_storeu_epi32(row + q, lanes(nq - q), v);
         }
@@ -176,14 +152,21 @@ void pack_a_block(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_
   }
   for (int64_t q = 0; q < nq; ++q) {  // element (m, k) at p[k * ld + m]
     const int64_t k = 2 * (q0 + q);
-    const float* even = a.p + k * a.ld + m0;
-    const float* odd = k + 1 < K ? even + a.ld : nullptr;
+    const E* even = p + k * ld + m0;
+    const E* odd = k + 1 < K ? even + ld : nullptr;
     for (int64_t i = 0; i < panels; ++i) {
       const int64_t mr = std::min<int64_t>(kMR, mc - i * kMR);
       _mm512_mask_storeu_epi32(dst + i * kMR * kKCP + q * kMR, lanes(kMR),
                                pair_rows(even + i * kMR, odd ? odd + i * kMR : nullptr, mr));
     }
   }
+}
+
+void pack_a_block(uint32_t* dst, const Operand& a, int64_t K, int64_t m0, int64_t mc, int64_t q0, int64_t nq) {
+  if (a.p16)
+    pack_a_rows(dst, a.p16, a.ld, a.trans, K, m0, mc, q0, nq);
+  else
+    pack_a_rows(dst, a.p, a.ld, a.trans, K, m0, mc, q0, nq);
 }
 
 // C tile [mr, nr] (= alpha * A B + beta * C, beta == 0 never reads C) from nq k-pairs.
