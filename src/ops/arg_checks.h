@@ -2,8 +2,11 @@
 // and says what was expected.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "core/error.h"
+#include "core/grad_mode.h"
 #include "core/tensor.h"
 
 namespace tv {
@@ -18,6 +21,14 @@ inline void check_arg(const Tensor& t, const char* op, const char* arg, const Sh
 // t has the shape and dtype of `like` and is contiguous.
 inline void check_like(const Tensor& t, const Tensor& like, const char* op, const char* arg) {
   check_arg(t, op, arg, like.shape(), like.dtype());
+}
+
+// Per-weight gradient modes (empty: all Accumulate; else one per weight, checked by the caller) as the
+// overwrite flags the CPU kernels take.
+inline std::unique_ptr<bool[]> overwrite_flags(const std::vector<ops::GradMode>& modes, size_t n) {
+  std::unique_ptr<bool[]> over(new bool[n]());
+  for (size_t i = 0; i < modes.size(); ++i) over[i] = modes[i] == ops::GradMode::Overwrite;
+  return over;
 }
 
 // Rows of a tensor normalised over its last dim: every dim but the last.

@@ -92,13 +92,12 @@ void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const s
            " weights but ", dy.size(), " output gradients, ", dw.size(), " weight gradients and ", dw_modes.size(),
            " modes");
   std::vector<int64_t> outs;
-  std::unique_ptr<bool[]> dw_over(new bool[n]());
+  const std::unique_ptr<bool[]> dw_over = overwrite_flags(dw_modes, n);
   for (size_t i = 0; i < n; ++i) {
     TV_CHECK(w[i] && dy[i], op, ": null weight or output gradient");
     check_linear(op, x, *w[i], nullptr, *dy[i]);
     if (dw[i]) check_shape(*dw[i], w[i]->shape(), op, "dw");
     outs.push_back(w[i]->size(0));
-    dw_over[i] = !dw_modes.empty() && dw_modes[i] == GradMode::Overwrite;
     require_cpu(common_device(op, &x, w[i], dy[i], dw[i]), op);
   }
   if (dx) {

@@ -64,8 +64,7 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
   TV_CHECK(dw_modes.empty() || dw_modes.size() == w.size(), op, ": ", w.size(), " weights but ", dw_modes.size(),
            " weight gradient modes");
-  std::unique_ptr<bool[]> dw_over(new bool[w.size()]());
-  for (size_t g = 0; g < dw_modes.size(); ++g) dw_over[g] = dw_modes[g] == GradMode::Overwrite;
+  const std::unique_ptr<bool[]> dw_over = overwrite_flags(dw_modes, w.size());
   if (dx) {
     check_shape(*dx, x.shape(), op, "dx");
     check_same_dtype(x, *dx, op);

@@ -5,6 +5,22 @@
 
 namespace tv::cpu {
 
+namespace {
+
+// Weight-gradient products dw (+)= dy^T @ x, each overwriting its C or adding to it as its flag says: one
+// grouped call per kind.
+template <typename T>
+void weight_grads(const std::vector<GemmGroup<T>>& probs, const std::vector<char>& overwrite) {
+  for (bool over : {true, false}) {
+    std::vector<GemmGroup<T>> part;
+    for (size_t i = 0; i < probs.size(); ++i)
+      if (bool(overwrite[i]) == over) part.push_back(probs[i]);
+    gemm_grouped<T>(true, false, T(1), T(over ? 0 : 1), part.data(), int64_t(part.size()));
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void linear_fwd(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t in, int64_t out) {
   // y = x @ w^T (+ b): with a bias, prefill rows with it and let the GEMM accumulate (beta = 1).
@@ -38,15 +54,15 @@ void linear_bwd_shared_input(T* dx, T* const* dw, const T* const* dy, const T* x
   if (dx)  // dx (+)= sum_i dy_i @ w_i, in order: the bits of one linear_bwd after the other
     for (int64_t i = 0; i < count; ++i)
       gemm<T>(false, false, N, in, outs[i], T(1), dy[i], outs[i], w[i], in, T(i == 0 && dx_overwrite ? 0 : 1), dx, in);
-  // dw_i (+)= dy_i^T @ x: one grouped call per mode, x packed once for all of them.
+  // dw_i (+)= dy_i^T @ x: with bf16 matmuls x is packed once for all the products of one kind.
   std::vector<GemmGroup<T>> probs;
-  for (bool over : {true, false}) {
-    probs.clear();
-    for (int64_t i = 0; i < count; ++i)
-      if (dw[i] && (dw_overwrite && dw_overwrite[i]) == over)
-        probs.push_back({outs[i], in, N, dy[i], outs[i], x, in, dw[i], in});
-    gemm_grouped<T>(true, false, T(1), T(over ? 0 : 1), probs.data(), int64_t(probs.size()));
-  }
+  std::vector<char> over;
+  for (int64_t i = 0; i < count; ++i)
+    if (dw[i]) {
+      probs.push_back({outs[i], in, N, dy[i], outs[i], x, in, dw[i], in});
+      over.push_back(dw_overwrite && dw_overwrite[i]);
+    }
+  weight_grads(probs, over);
 }
 
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
@@ -94,20 +110,21 @@ void linear_grouped_bwd(T* dx, T* const* dw, const T* dy, const T* x, const T* c
     }
     gemm_grouped<T>(false, false, T(1), T(dx_overwrite ? 0 : 1), probs.data(), int64_t(probs.size()));
   }
-  // dw[g] (+)= dy[rows of g]^T @ x[rows of g]: the groups to overwrite in one call, the others in another.
-  for (bool over : {true, false}) {
-    probs.clear();
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
-      if (dw[g] && (dw_overwrite && dw_overwrite[g]) == over) {
-        if (n > 0)
-          probs.push_back({out, in, n, dy + r0 * out, out, x + r0 * in, in, dw[g], in});
-        else if (over)
-          std::fill(dw[g], dw[g] + out * in, T(0));  // no rows: the product is zero
-      }
+  // dw[g] (+)= dy[rows of g]^T @ x[rows of g].
+  probs.clear();
+  std::vector<char> over;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t r0 = offsets[g], n = offsets[g + 1] - r0;
+    const bool overwrite = dw_overwrite && dw_overwrite[g];
+    if (!dw[g]) continue;
+    if (n > 0) {
+      probs.push_back({out, in, n, dy + r0 * out, out, x + r0 * in, in, dw[g], in});
+      over.push_back(overwrite);
+    } else if (overwrite) {
+      std::fill(dw[g], dw[g] + out * in, T(0));  // no rows: the product is zero
     }
-    gemm_grouped<T>(true, false, T(1), T(over ? 0 : 1), probs.data(), int64_t(probs.size()));
   }
+  weight_grads(probs, over);
 }
 
 template void linear_grouped_fwd<float>(float*, const float*, const float* const*, const int64_t*, int64_t, int64_t,
