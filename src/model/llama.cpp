@@ -52,23 +52,23 @@ ExpertRouting route_by_expert(const Tensor& idx, int64_t E) {
   return r;
 }
 
-// The experts' weights (and, for the backward, their gradients: null for an expert without tokens, so
-// that AdamW skips it as PyTorch does) as the grouped linear wants them.
-std::vector<const Tensor*> expert_weights(const std::vector<Param*>& ps) {
+// The weights of several Params (the experts of a layer, or q, k and v) as the ops want them.
+std::vector<const Tensor*> param_values(const std::vector<Param*>& ps) {
   std::vector<const Tensor*> w;
   for (Param* p : ps) w.push_back(&p->value);
   return w;
 }
-// The weight gradients of the experts that got tokens (the others stay unused, as in PyTorch), and how
-// each is to be written.
-struct ExpertGrads {
+// The weight gradients of several Params and how each is to be written (Param::grad_for_write). With
+// offsets (the experts' rows), an expert without tokens gets none and stays unused, as in PyTorch.
+struct GradWrites {
   std::vector<Tensor*> grads;
   std::vector<ops::GradMode> modes;
 };
-ExpertGrads expert_grads(const std::vector<Param*>& ps, const std::vector<int64_t>& offsets) {
-  ExpertGrads g;
+GradWrites grad_writes(const std::vector<Param*>& ps, const std::vector<int64_t>* offsets = nullptr) {
+  GradWrites g;
   for (size_t e = 0; e < ps.size(); ++e) {
-    Param::GradWrite w = offsets[e + 1] > offsets[e] ? ps[e]->grad_for_write() : Param::GradWrite{};
+    const bool used = !offsets || (*offsets)[e + 1] > (*offsets)[e];
+    Param::GradWrite w = used ? ps[e]->grad_for_write() : Param::GradWrite{};
     g.grads.push_back(w.grad);
     g.modes.push_back(w.mode);
   }
@@ -77,8 +77,8 @@ ExpertGrads expert_grads(const std::vector<Param*>& ps, const std::vector<int64_
 
 void grouped_bwd(Tensor* dx, const std::vector<Param*>& ps, const std::vector<int64_t>& offsets, const Tensor& dy,
                  const Tensor& x, ops::GradMode dx_mode = ops::GradMode::Accumulate) {
-  ExpertGrads g = expert_grads(ps, offsets);
-  ops::linear_grouped_bwd(dx, g.grads, dy, x, expert_weights(ps), offsets, dx_mode, g.modes);
+  GradWrites g = grad_writes(ps, &offsets);
+  ops::linear_grouped_bwd(dx, g.grads, dy, x, param_values(ps), offsets, dx_mode, g.modes);
 }
 
 // linear_bwd of a weight held by a Param: its gradient written or accumulated as the Param says.
@@ -91,16 +91,8 @@ void param_linear_bwd(Tensor* dx, Param& w, const Tensor& dy, const Tensor& x,
 // The same for several weights fed by one input x (q, k, v; gate, up): dx gets the sum.
 void params_linear_bwd(Tensor* dx, const std::vector<Param*>& ws, const std::vector<const Tensor*>& dys,
                        const Tensor& x, ops::GradMode dx_mode = ops::GradMode::Accumulate) {
-  std::vector<Tensor*> grads;
-  std::vector<ops::GradMode> modes;
-  std::vector<const Tensor*> values;
-  for (Param* w : ws) {
-    Param::GradWrite g = w->grad_for_write();
-    grads.push_back(g.grad);
-    modes.push_back(g.mode);
-    values.push_back(&w->value);
-  }
-  ops::linear_bwd_shared_input(dx, grads, dys, x, values, dx_mode, modes);
+  GradWrites g = grad_writes(ws);
+  ops::linear_bwd_shared_input(dx, g.grads, dys, x, param_values(ws), dx_mode, g.modes);
 }
 
 
@@ -318,10 +310,10 @@ Tensor Llama::layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S
     r.u = Tensor::empty({P, F}, dt, dev);
     r.a = Tensor::empty({P, F}, dt, dev);
     r.y = Tensor::empty({P, D}, dt, dev);
-    ops::linear_grouped_fwd(r.g, r.x, expert_weights(L.e_gate), r.offsets);
-    ops::linear_grouped_fwd(r.u, r.x, expert_weights(L.e_up), r.offsets);
+    ops::linear_grouped_fwd(r.g, r.x, param_values(L.e_gate), r.offsets);
+    ops::linear_grouped_fwd(r.u, r.x, param_values(L.e_up), r.offsets);
     ops::swiglu_fwd(r.a, r.g, r.u);
-    ops::linear_grouped_fwd(r.y, r.a, expert_weights(L.e_down), r.offsets);
+    ops::linear_grouped_fwd(r.y, r.a, param_values(L.e_down), r.offsets);
     ops::scatter_add_rows(f, r.y, r.rows, &r.w);
   }
   ops::add_(f, a.h);  // out = h + ffn
