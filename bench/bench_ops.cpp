@@ -130,8 +130,9 @@ void run_ops_bench(const OpsOptions& opt) {
   struct AttnCase {
     int64_t B, S, H, Hkv, Dh, chunk;
   };
-  std::vector<AttnCase> attn = {{8, 256, 8, 4, 32, 64}, {8, 1024, 8, 4, 32, 0}};
-  if (opt.quick) attn[1].B = 2;
+  // The benchmark config's two kinds of layer (RoPE: chunked; NoPE: global), then a long sequence.
+  std::vector<AttnCase> attn = {{8, 256, 8, 4, 32, 64}, {8, 256, 8, 4, 32, 0}, {8, 1024, 8, 4, 32, 0}};
+  if (opt.quick) attn[2].B = 2;
   for (const AttnCase& c : attn) {
     Tensor q = random_f32({c.B, c.S, c.H, c.Dh}, rng), k = random_f32({c.B, c.S, c.Hkv, c.Dh}, rng);
     Tensor v = random_f32({c.B, c.S, c.Hkv, c.Dh}, rng), dout = random_f32({c.B, c.S, c.H, c.Dh}, rng);
