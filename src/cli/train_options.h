@@ -1,16 +1,17 @@
 // The command-line options every training phase shares, registered once for `pretrain`, `align` and
-// the phases to come. Options is the phase's options struct (steps, resume, sets, stop_after, threads).
+// the phases to come, into the RunOptions part of the phase's options struct.
 #pragma once
 #include <CLI/CLI.hpp>
 
 #include <memory>
 #include <string>
 
+#include "train/trainer.h"
+
 namespace tv::cli {
 
-template <typename Options>
-void add_training_run_options(CLI::App* cmd, const std::shared_ptr<Options>& a, const std::string& steps_help,
-                              const std::string& set_example) {
+inline void add_training_run_options(CLI::App* cmd, const std::shared_ptr<RunOptions>& a,
+                                     const std::string& steps_help, const std::string& set_example) {
   cmd->add_option("--steps", a->steps, steps_help);
   cmd->add_flag("--resume", a->resume, "Continue from <out>/last exactly where it stopped");
   cmd->add_option("--set", a->sets, "Override a config key, e.g. --set " + set_example + " (repeatable)");

@@ -189,19 +189,12 @@ AlignResult align(const AlignOptions& a) {
 
   AdamW opt;
   opt.weight_decay = wd;
-  TrainLoopConfig lc;
-  lc.phase = "align";
-  lc.out_dir = a.out;
+  TrainLoopConfig lc = loop_config("align", a, cfg, "vlm_");
   lc.total_steps = total;
-  lc.stop_after = a.stop_after;
   lc.warmup_steps = warmup;
   lc.lr = lr;
   lc.max_grad_norm = clip;
-  read_loop_keys(lc, cfg, "vlm_");
   lc.val_every = val.samples.empty() || val_batches <= 0 ? 0 : val_every;
-  lc.resume = a.resume;
-  lc.quiet = a.quiet;
-  lc.metadata["config"] = cfg.to_toml();
   lc.metadata["tokenizer"] = fs::absolute(tok_path).string();
   lc.metadata["image_token_id"] = std::to_string(fmt.image_id);
   lc.metadata["llm_checkpoint"] = fs::absolute(a.llm).string();

@@ -9,19 +9,14 @@
 
 namespace tv {
 
-struct AlignOptions {
+struct AlignOptions : RunOptions {
   std::string config;     // may be empty when the phase-1 checkpoint carries its config
   std::string llm;        // phase-1 checkpoint (safetensors)
   std::string vit;        // the tower: torchvision vit_b_16 names or a VLM checkpoint's vision_encoder.*
   std::string tokenizer;  // empty: the one recorded in the phase-1 checkpoint
   std::string captions, images;          // COCO captions JSON or JSONL, and the image folder
   std::string val_captions, val_images;  // optional; else vlm_val_fraction of the images is held out
-  std::string out;
   std::string cache_features;  // frozen-feature cache folder (empty: none)
-  std::vector<std::string> sets;  // "key=value" config overrides
-  int64_t steps = -1, stop_after = -1;  // -1: from the config / never
-  bool resume = false, quiet = false;
-  int threads = 0;  // 0: all cores; -1: leave the current setting
 };
 
 struct AlignResult : TrainResult {

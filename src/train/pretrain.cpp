@@ -58,18 +58,12 @@ TrainResult pretrain(const PretrainOptions& a) {
 
   AdamW opt;
   opt.weight_decay = wd;
-  TrainLoopConfig lc;
-  lc.phase = "pretrain";
-  lc.out_dir = a.out;
+  TrainLoopConfig lc = loop_config("pretrain", a, cfg, "");
   lc.total_steps = total;
-  lc.stop_after = a.stop_after;
   lc.warmup_steps = warmup;
   lc.lr = lr;
   lc.max_grad_norm = clip;
-  read_loop_keys(lc, cfg, "");
   lc.val_every = windows.val_windows() > 0 ? val_every : 0;
-  lc.resume = a.resume;
-  lc.metadata["config"] = cfg.to_toml();
   if (!a.tokenizer.empty()) lc.metadata["tokenizer"] = std::filesystem::absolute(a.tokenizer).string();
 
   TrainTask task;
@@ -101,7 +95,6 @@ TrainResult pretrain(const PretrainOptions& a) {
   task.data_state = [&] { return windows.state(); };
   task.restore_data_state = [&](const std::string& s) { windows.restore(s); };
 
-  lc.quiet = a.quiet;
   TrainResult r = run_training(params, opt, lc, task);
   if (a.quiet) return r;
   if (r.has_val)

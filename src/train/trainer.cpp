@@ -67,7 +67,15 @@ void save_checkpoint(const std::string& dir, const std::string& name, const Para
 
 }  // namespace
 
-void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& prefix) {
+TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, const Config& cfg,
+                            const std::string& prefix) {
+  TrainLoopConfig lc;
+  lc.phase = phase;
+  lc.out_dir = run.out;
+  lc.stop_after = run.stop_after;
+  lc.resume = run.resume;
+  lc.quiet = run.quiet;
+  lc.metadata["config"] = cfg.to_toml();
   lc.grad_accum = cfg.get_int(prefix + "grad_accum", 1);
   lc.log_every = cfg.get_int(prefix + "log_interval", 10);
   lc.save_every = cfg.get_int(prefix + "save_interval", 0);
@@ -76,6 +84,7 @@ void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& p
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
   lc.matmul_precision =
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
+  return lc;
 }
 
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task) {

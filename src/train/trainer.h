@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/precision.h"
 #include "model/config.h"
@@ -54,10 +55,22 @@ struct TrainResult {
 
 TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, TrainTask& task);
 
-// The loop settings every phase reads the same way, from its own config keys (prefix "" for phase 1,
-// "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10), <prefix>save_interval (0), and
-// matmul_precision ("fp32" or "bf16", unprefixed: one setting for every phase).
-void read_loop_keys(TrainLoopConfig& lc, const Config& cfg, const std::string& prefix);
+// What a run of any phase takes besides its model and data (the phases' options structs extend it).
+struct RunOptions {
+  std::string out;                      // the run directory
+  std::vector<std::string> sets;        // "key=value" config overrides
+  int64_t steps = -1, stop_after = -1;  // -1: from the config / never
+  bool resume = false, quiet = false;
+  int threads = 0;                      // 0: all cores; -1: leave the current setting
+};
+
+// The loop settings every phase fixes the same way: its name, the run's output directory, stop-after,
+// resume and quiet, the config in the checkpoints' metadata, and the keys read from the phase's own
+// config prefix ("" for phase 1, "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10),
+// <prefix>save_interval (0), and matmul_precision ("fp32" or "bf16", unprefixed: one setting for every
+// phase). The phase sets its schedule (steps, warmup, lr, clipping, validation interval) itself.
+TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, const Config& cfg,
+                            const std::string& prefix);
 
 // Checkpoint files in a run directory: <name>.safetensors holds the model (interchange names, metadata),
 // <name>.state.safetensors everything a resume needs in one file: parameters ("param.*"), optimizer moments
