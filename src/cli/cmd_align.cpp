@@ -13,8 +13,10 @@ void add_align_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("align", "Phase 2: train the vision projector on image-caption pairs");
   cmd->add_option("--config", a->config, "Config (the original's config.toml; default: the one stored in --llm)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--llm", a->llm, "Phase-1 decoder checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--vit", a->vit, "Vision tower: torchvision vit_b_16 state_dict or a VLM checkpoint (.safetensors)")
+  cmd->add_option("--llm", a->llm, "Phase-1 decoder checkpoint (.safetensors, or the original's .pt with --config)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--vit", a->vit, "Vision tower: torchvision vit_b_16 state_dict (.pth or .safetensors) or a VLM checkpoint")
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--captions", a->captions, "COCO captions_*.json or JSONL {\"image\", \"caption\"} lines")

@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 #include "data/image.h"
 #include "io/safetensors.h"
+#include "io/tensor_source.h"
 #include "model/config.h"
 #include "model/vit.h"
 
@@ -42,7 +43,7 @@ void run_encode_image(const EncodeImageArgs& a) {
   ParamStore params;
   VisionTower tower(vc, params, "");
   params.set_trainable("", false);
-  tower.load(SafetensorsFile(a.vit));
+  tower.load(*open_tensor_file(a.vit));
   Tensor features = tower.forward(pixels.view({1, 3, vc.image, vc.image})).view({vc.num_patches(), vc.hidden});
   meta["tower"] = vc.describe();
   save_safetensors(a.out, {{"features", features}}, meta);
@@ -58,7 +59,8 @@ void add_encode_image_command(CLI::App& app) {
   cmd->add_option("--image", a->image, "JPEG or PNG file")->required();
   cmd->add_option("--out", a->out, "Output .safetensors: `features` [num_patches, hidden] or `pixels` [3, H, W]")
       ->required();
-  cmd->add_option("--vit", a->vit, "Tower weights: torchvision vit_b_16 state_dict or a VLM checkpoint")
+  cmd->add_option("--vit", a->vit,
+                  "Tower weights: torchvision vit_b_16 state_dict (.pth or .safetensors) or a VLM checkpoint")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--pixels-only", a->pixels_only, "Write only the preprocessed pixels (no tower needed)");
   cmd->add_option("--config", a->config, "Config with the tower shape (default: ViT-B/16 at 224)")

@@ -12,7 +12,7 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "io/atomic_file.h"
-#include "io/safetensors.h"
+#include "io/tensor_source.h"
 #include "model/checkpoint.h"
 #include "model/sampler.h"
 #include "tokenizer/bpe.h"
@@ -42,9 +42,9 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& what)
 // The tokenizer named on the command line, else the one recorded in the checkpoint, else none.
 std::string tokenizer_for(const std::string& given, const std::string& checkpoint) {
   if (!given.empty()) return given;
-  SafetensorsFile f(checkpoint);
-  auto it = f.metadata().find("tokenizer");
-  return it == f.metadata().end() ? std::string() : it->second;
+  auto f = open_tensor_file(checkpoint);
+  auto it = f->metadata().find("tokenizer");
+  return it == f->metadata().end() ? std::string() : it->second;
 }
 
 void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& what) {
@@ -160,10 +160,10 @@ void run_perplexity(const PerplexityArgs& a) {
 
 void add_model_options(CLI::App* cmd, std::string& model, std::string& config, std::vector<std::string>& sets,
                        int& threads) {
-  cmd->add_option("--model", model, "Checkpoint (.safetensors) written by tinyvlm or with the original's names")
+  cmd->add_option("--model", model, "Checkpoint: tinyvlm's .safetensors, or the original's torch.save .pt (needs --config)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--config", config, "config.toml (default: the config stored in the checkpoint)")
+  cmd->add_option("--config", config, "config.toml (default: the config stored in a tinyvlm checkpoint; required for a .pt)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", sets, "Override a config key (repeatable)");
   cmd->add_option("--threads", threads, "Worker threads (default: all cores)");

@@ -12,16 +12,17 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/stored_dtype.h"
 
 namespace tv {
 namespace {
 
-size_t st_dtype_size(const std::string& t) {
-  if (t == "F64" || t == "I64" || t == "U64") return 8;
-  if (t == "F32" || t == "I32" || t == "U32") return 4;
-  if (t == "F16" || t == "BF16" || t == "I16" || t == "U16") return 2;
-  if (t == "U8" || t == "I8" || t == "BOOL") return 1;
-  return 0;
+StoredDType st_dtype_parse(const std::string& t) {
+  for (StoredDType d : {StoredDType::F64, StoredDType::F32, StoredDType::F16, StoredDType::BF16, StoredDType::I64,
+                        StoredDType::I32, StoredDType::I16, StoredDType::I8, StoredDType::U64, StoredDType::U32,
+                        StoredDType::U16, StoredDType::U8, StoredDType::Bool})
+    if (t == stored_dtype_name(d)) return d;
+  return StoredDType::Unsupported;
 }
 
 const char* st_dtype_name(DType t) {
@@ -34,30 +35,6 @@ const char* st_dtype_name(DType t) {
     case DType::U8: return "U8";
   }
   return "?";
-}
-
-float half_to_float(uint16_t h) {
-  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  uint32_t u;
-  if (exp == 0) {
-    if (mant == 0) {
-      u = sign;
-    } else {  // subnormal: renormalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while (!(mant & 0x400));
-      u = sign | uint32_t(127 - 15 - e) << 23 | (mant & 0x3ff) << 13;
-    }
-  } else if (exp == 31) {
-    u = sign | 0x7f800000u | mant << 13;
-  } else {
-    u = sign | (exp + 127 - 15) << 23 | mant << 13;
-  }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
 }
 
 }  // namespace
@@ -110,9 +87,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       const auto& v = *it;
       Entry e;
       if (!v.contains("dtype") || !v["dtype"].is_string()) fail("tensor '", it.key(), "': missing string field dtype");
-      e.dtype = v["dtype"].get<std::string>();
-      size_t es = st_dtype_size(e.dtype);
-      if (!es) fail("tensor '", it.key(), "': unknown dtype ", e.dtype);
+      const std::string dtype = v["dtype"].get<std::string>();
+      e.dtype = st_dtype_parse(dtype);
+      size_t es = stored_dtype_size(e.dtype);
+      if (!es) fail("tensor '", it.key(), "': unknown dtype ", dtype);
       if (!v.contains("shape") || !v["shape"].is_array()) fail("tensor '", it.key(), "': missing array field shape");
       for (const auto& d : v["shape"]) e.shape.push_back(d.get<int64_t>());
       const auto& off = v.at("data_offsets");
@@ -123,7 +101,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         fail("tensor '", it.key(), "': data_offsets [", e.begin, ",", e.end, "] outside the data section of ",
              data_size, " bytes");
       if (e.end - e.begin != size_t(shape_numel(e.shape)) * es)
-        fail("tensor '", it.key(), "': ", e.end - e.begin, " bytes for shape ", shape_str(e.shape), " of ", e.dtype);
+        fail("tensor '", it.key(), "': ", e.end - e.begin, " bytes for shape ", shape_str(e.shape), " of ", dtype);
       order_.push_back(it.key());
       entries_[it.key()] = e;
     }
@@ -158,47 +136,7 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");
   const Entry& e = it->second;
-  const unsigned char* src = map_ + data_start_ + e.begin;
-  int64_t n = shape_numel(e.shape);
-  auto copy_as = [&](DType t) {
-    Tensor out = Tensor::empty(e.shape, t);
-    if (n) std::memcpy(out.raw(), src, e.end - e.begin);
-    return out;
-  };
-  if (e.dtype == "F32") return copy_as(DType::F32);
-  if (e.dtype == "F64") return copy_as(DType::F64);
-  if (e.dtype == "BF16") return copy_as(DType::BF16);
-  if (e.dtype == "I32") return copy_as(DType::I32);
-  if (e.dtype == "U16") return copy_as(DType::U16);
-  if (e.dtype == "U8" || e.dtype == "BOOL") return copy_as(DType::U8);
-  if (e.dtype == "F16") {
-    Tensor out = Tensor::empty(e.shape, DType::F32);
-    for (int64_t i = 0; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, src + 2 * i, 2);
-      out.data<float>()[i] = half_to_float(h);
-    }
-    return out;
-  }
-  if (e.dtype == "I64") {
-    Tensor out = Tensor::empty(e.shape, DType::I32);
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t v;
-      std::memcpy(&v, src + 8 * i, 8);
-      if (v < INT32_MIN || v > INT32_MAX) fail(path_, ": tensor '", name, "' element ", i, " = ", v, " exceeds int32");
-      out.data<int32_t>()[i] = int32_t(v);
-    }
-    return out;
-  }
-  fail(path_, ": tensor '", name, "' has dtype ", e.dtype, ", which tinyvlm cannot load");
-}
-
-Tensor SafetensorsFile::get(const std::string& name, DType dtype, const Shape& expect_shape) const {
-  Tensor t = get(name);
-  if (!expect_shape.empty() && t.shape() != expect_shape)
-    fail(path_, ": tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ", shape_str(expect_shape));
-  if (t.dtype() == dtype) return t;
-  return t.to(dtype);
+  return decode_stored(e.dtype, e.shape, map_ + data_start_ + e.begin, str_cat(path_, ": tensor '", name, "'"));
 }
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,

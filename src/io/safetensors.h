@@ -9,31 +9,30 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/stored_dtype.h"
+#include "io/tensor_source.h"
 
 namespace tv {
 
-class SafetensorsFile {
+class SafetensorsFile : public TensorSource {
  public:
   // Throws tv::Error naming the file and what is malformed.
   explicit SafetensorsFile(const std::string& path);
-  ~SafetensorsFile();
+  ~SafetensorsFile() override;
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
-  const std::string& path() const { return path_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  std::vector<std::string> names() const;  // in file order
-  bool has(const std::string& name) const { return entries_.count(name) > 0; }
-  Shape shape(const std::string& name) const;
-  // The tensor as stored, copied into a new host tensor. f16 and i64 are converted (to f32 / i32), since
-  // the engine has no such dtypes; every other stored dtype is returned as is.
-  Tensor get(const std::string& name) const;
-  // The tensor converted to `dtype` (float types only) and checked against `shape` (empty: any shape).
-  Tensor get(const std::string& name, DType dtype, const Shape& expect_shape = {}) const;
+  const std::string& path() const override { return path_; }
+  const std::map<std::string, std::string>& metadata() const override { return metadata_; }
+  std::vector<std::string> names() const override;  // in file order
+  bool has(const std::string& name) const override { return entries_.count(name) > 0; }
+  Shape shape(const std::string& name) const override;
+  Tensor get(const std::string& name) const override;
+  using TensorSource::get;  // get(name, dtype, shape)
 
  private:
   struct Entry {
-    std::string dtype;
+    StoredDType dtype;
     Shape shape;
     size_t begin = 0, end = 0;
   };

@@ -1,20 +1,21 @@
 #include "model/checkpoint.h"
 
-#include "io/safetensors.h"
+#include "io/tensor_source.h"
 
 namespace tv {
+namespace {
 
-Config resolve_config(const std::string& config_path, const std::string& checkpoint,
-                      const std::vector<std::string>& overrides) {
+// `file` is the opened checkpoint (null when there is none).
+Config config_for(const std::string& config_path, const TensorSource* file, const std::vector<std::string>& overrides) {
   Config c;
   if (!config_path.empty()) {
     c = Config::from_file(config_path);
-  } else if (!checkpoint.empty()) {
-    SafetensorsFile f(checkpoint);
-    auto it = f.metadata().find("config");
-    if (it == f.metadata().end())
-      fail(checkpoint, ": the checkpoint carries no config; pass --config config.toml");
-    c = Config::from_string(it->second, checkpoint + " (stored config)");
+  } else if (file) {
+    auto it = file->metadata().find("config");
+    if (it == file->metadata().end())
+      fail(file->path(), ": the checkpoint carries no config (tinyvlm stores one in its .safetensors checkpoints; "
+                         "the original's .pt files and converted weights have none): pass --config config.toml");
+    c = Config::from_string(it->second, file->path() + " (stored config)");
   } else {
     fail("no config: pass --config config.toml");
   }
@@ -22,11 +23,24 @@ Config resolve_config(const std::string& config_path, const std::string& checkpo
   return c;
 }
 
+}  // namespace
+
+Config resolve_config(const std::string& config_path, const std::string& checkpoint,
+                      const std::vector<std::string>& overrides) {
+  std::unique_ptr<TensorSource> f;
+  if (config_path.empty() && !checkpoint.empty()) f = open_tensor_file(checkpoint);
+  return config_for(config_path, f.get(), overrides);
+}
+
 std::unique_ptr<LoadedLlama> load_llama(const std::string& checkpoint, const std::string& config_path,
                                         const std::vector<std::string>& overrides) {
   auto out = std::make_unique<LoadedLlama>();
-  out->config = resolve_config(config_path, checkpoint, overrides);
-  SafetensorsFile f(checkpoint);
+  // A given config is read first, so that its mistakes show before the checkpoint is opened.
+  std::unique_ptr<TensorSource> file;
+  if (config_path.empty()) file = open_tensor_file(checkpoint);
+  out->config = config_for(config_path, file.get(), overrides);
+  if (!file) file = open_tensor_file(checkpoint);
+  const TensorSource& f = *file;
   // The decoder may sit under a prefix in VLM checkpoints; the vocabulary may include <image>.
   std::string prefix;
   for (const char* p : {"", "llm.", "vlm.llm."})

@@ -1,5 +1,6 @@
 // Loading a decoder for inference or further training from a checkpoint: tinyvlm's own safetensors
-// (config in the metadata) or original-named weights (config from --config). Unused blocks of the
+// (config in the metadata), or original-named weights in safetensors or the original's torch.save .pt
+// files (config from --config). Unused blocks of the
 // original's checkpoints are ignored; a VLM checkpoint's decoder ("llm." / "vlm.llm.") is found too.
 #pragma once
 #include <memory>

@@ -75,7 +75,7 @@ std::vector<NamedTensor> ParamStore::named_values(const std::string& strip_prefi
   return out;
 }
 
-ParamStore::LoadReport ParamStore::load(const SafetensorsFile& file, const std::string& file_prefix,
+ParamStore::LoadReport ParamStore::load(const TensorSource& file, const std::string& file_prefix,
                                         bool allow_missing, const std::string& only_prefix) {
   LoadReport r;
   std::set<std::string> used;

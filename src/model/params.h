@@ -9,7 +9,8 @@
 
 #include "core/grad_mode.h"
 #include "core/tensor.h"
-#include "io/safetensors.h"
+#include "io/safetensors.h"  // NamedTensor
+#include "io/tensor_source.h"
 
 namespace tv {
 
@@ -81,12 +82,12 @@ class ParamStore {
   // Values under their names, for writing checkpoints.
   std::vector<NamedTensor> named_values(const std::string& strip_prefix = "") const;
   // Loads every registered param (name = file_prefix + name, after stripping `strip_prefix` from ours)
-  // from the file, converting dtypes; shapes must match. Extra tensors in the file are ignored and
+  // from the file (safetensors or torch.save), converting dtypes; shapes must match. Extra tensors in the file are ignored and
   // counted (the original's unused blocks). Missing ones are an error unless `allow_missing`.
   struct LoadReport {
     int64_t loaded = 0, ignored = 0, missing = 0;
   };
-  LoadReport load(const SafetensorsFile& file, const std::string& file_prefix = "", bool allow_missing = false,
+  LoadReport load(const TensorSource& file, const std::string& file_prefix = "", bool allow_missing = false,
                   const std::string& only_prefix = "");
 
  private:

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "core/ops.h"
-#include "io/safetensors.h"
+#include "io/tensor_source.h"
 
 namespace tv {
 
@@ -193,7 +193,7 @@ Tensor VisionTower::forward(const Tensor& pixels, int64_t max_batch) const {
   return out;
 }
 
-std::string VisionTower::load(const SafetensorsFile& file) {
+std::string VisionTower::load(const TensorSource& file) {
   // Which layout: torchvision's own names, or a phase-2/3/4 checkpoint's.
   std::string layout, fprefix;
   if (file.has("conv_proj.weight")) {

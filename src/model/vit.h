@@ -13,7 +13,7 @@
 
 namespace tv {
 
-class SafetensorsFile;
+class TensorSource;
 
 // The tower's shape. hidden/patch/image come from the original's keys (vision_hidden_size, patch_size,
 // image_size); layers/heads/mlp from tinyvlm's vision_num_layers, vision_num_heads, vision_mlp_dim
@@ -49,11 +49,12 @@ class VisionTower {
   // The encoder input (patch embedding + position embedding), for tests.
   Tensor embed(const Tensor& pixels) const;
 
-  // Loads the tower from torchvision's vit_b_16 state_dict names (conv_proj.*, encoder.pos_embedding,
+  // Loads the tower (from safetensors or a torch.save file such as torchvision's vit_b_16 .pth) from
+  // torchvision's vit_b_16 state_dict names (conv_proj.*, encoder.pos_embedding,
   // encoder.layers.encoder_layer_{i}.*, encoder.ln.*) or from a phase-2/3/4 checkpoint's
   // [vlm.]vision_encoder.* names. Shapes must match the config; errors name the file, tensor and key.
   // Returns which layout was found ("torchvision" or the prefix).
-  std::string load(const SafetensorsFile& file);
+  std::string load(const TensorSource& file);
 
   // A 64-bit fingerprint of the weights and the preprocessing, naming a feature cache.
   uint64_t fingerprint() const;

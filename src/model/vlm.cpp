@@ -4,7 +4,7 @@
 #include <set>
 
 #include "core/ops.h"
-#include "io/safetensors.h"
+#include "io/tensor_source.h"
 
 namespace tv {
 
@@ -22,7 +22,7 @@ VisionLanguageModel::VisionLanguageModel(const ModelConfig& text, const VisionCo
   llm_ = std::make_unique<Llama>(grown, store, prefix + "llm.");
 }
 
-ParamStore::LoadReport VisionLanguageModel::load_llm(const SafetensorsFile& file, Rng& rng) {
+ParamStore::LoadReport VisionLanguageModel::load_llm(const TensorSource& file, Rng& rng) {
   std::string fprefix;
   bool found = false;
   for (const char* p : {"", "llm.", "vlm.llm."})

@@ -15,7 +15,7 @@
 
 namespace tv {
 
-class SafetensorsFile;
+class TensorSource;
 
 class VisionLanguageModel {
  public:
@@ -36,7 +36,7 @@ class VisionLanguageModel {
   // The decoder from a phase-1 checkpoint (tinyvlm's or the original's names, at "", "llm." or "vlm.llm."):
   // when its vocabulary lacks `<image>`, the new embedding row is drawn N(0, D^-1/2) and the new output row
   // N(0, 0.02) from `rng`. Unused blocks of the original's checkpoints are ignored (counted).
-  ParamStore::LoadReport load_llm(const SafetensorsFile& file, Rng& rng);
+  ParamStore::LoadReport load_llm(const TensorSource& file, Rng& rng);
   // Fresh projector, PyTorch's default Linear initialisation.
   void init_projector(Rng& rng) { proj_->init_weights(rng); }
   // Phase 2: only the projector trains; the decoder and tower are frozen (gradients still flow through

@@ -10,7 +10,7 @@
 #include "core/parallel.h"
 #include "data/captions.h"
 #include "data/feature_cache.h"
-#include "io/safetensors.h"
+#include "io/tensor_source.h"
 #include "model/checkpoint.h"
 #include "model/vlm.h"
 #include "tokenizer/bpe.h"
@@ -70,7 +70,9 @@ AlignResult align(const AlignOptions& a) {
   if (epochs <= 0 && a.steps <= 0) fail(src, ": vlm_epochs must be positive");
 
   // Tokenizer: given, or the one the phase-1 run recorded.
-  SafetensorsFile llm_file(a.llm);
+  // Either format: tinyvlm's .safetensors or the original's torch.save .pt.
+  const std::unique_ptr<TensorSource> llm_source = open_tensor_file(a.llm);
+  const TensorSource& llm_file = *llm_source;
   std::string tok_path = a.tokenizer;
   if (tok_path.empty()) {
     auto it = llm_file.metadata().find("tokenizer");
@@ -105,8 +107,7 @@ AlignResult align(const AlignOptions& a) {
   VisionLanguageModel vlm(mc, vc, params);
   std::string layout;
   {
-    SafetensorsFile vit_file(a.vit);
-    layout = vlm.tower().load(vit_file);
+    layout = vlm.tower().load(*open_tensor_file(a.vit));  // torchvision's .pth or a .safetensors
   }
   Rng init_rng(seed);
   ParamStore::LoadReport rep = vlm.load_llm(llm_file, init_rng);

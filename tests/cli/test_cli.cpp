@@ -137,3 +137,37 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   EXPECT_TRUE(fs::exists(dir / "runs/demo/align/best.safetensors"));
   fs::remove_all(dir);
 }
+
+// `tinyvlm perplexity` and `generate` on the original's .pt checkpoint give exactly what they give on the
+// same weights as safetensors.
+namespace {
+const std::string kTinyFixtures = std::string(TV_FIXTURE_DIR);
+const std::string kTinyPt = kTinyFixtures + "/torch/tiny_checkpoint.pt";
+const std::string kTinySt = kTinyFixtures + "/model/tiny_params.safetensors";
+const std::string kTinyConfig = kTinyFixtures + "/model/tiny_config.toml";
+}  // namespace
+
+TEST(CliTorchCheckpoint, PerplexityAndGenerateMatchSafetensors) {
+  const std::string ids = (fs::temp_directory_path() / ("tinyvlm_cli_pt_" + std::to_string(getpid()) + ".txt")).string();
+  tv::write_file_atomic(ids, "1 5 9 13 2 7 7 30 41 8 60 12\n");
+  const std::string ppl = " --config " + kTinyConfig + " --ids-file " + ids + " --threads 1";
+  Result a = run("perplexity --model " + kTinyPt + ppl, false), b = run("perplexity --model " + kTinySt + ppl, false);
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_NE(a.out.find("\"tokens\":11"), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+
+  const std::string gen =
+      " --config " + kTinyConfig + " --prompt-ids \"4 8 15 16 23 42\" --max-tokens 8 --print-ids --threads 1";
+  Result c = run("generate --model " + kTinyPt + gen, false), d = run("generate --model " + kTinySt + gen, false);
+  ASSERT_EQ(c.code, 0) << c.out;
+  ASSERT_EQ(d.code, 0) << d.out;
+  EXPECT_FALSE(c.out.empty());
+  EXPECT_EQ(c.out, d.out);
+
+  // A .pt carries no config: the error says to pass one.
+  Result e = run("generate --model " + kTinyPt + " --prompt-ids \"4 8\"", true);
+  EXPECT_NE(e.code, 0);
+  EXPECT_NE(e.out.find("--config"), std::string::npos) << e.out;
+  fs::remove(ids);
+}
