@@ -15,5 +15,6 @@ void add_perplexity_command(CLI::App& app);
 void add_tokenizer_commands(CLI::App& app);  // `tokenizer train|encode|decode` and `tokenize`
 void add_align_command(CLI::App& app);
 void add_encode_image_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace tv::cli

@@ -132,6 +132,12 @@ Shape SafetensorsFile::shape(const std::string& name) const {
   return it->second.shape;
 }
 
+std::string SafetensorsFile::dtype_name(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");
+  return stored_dtype_name(it->second.dtype);
+}
+
 Tensor SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");

@@ -23,10 +23,12 @@ class SafetensorsFile : public TensorSource {
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
   const std::string& path() const override { return path_; }
+  const char* format() const override { return "safetensors"; }
   const std::map<std::string, std::string>& metadata() const override { return metadata_; }
   std::vector<std::string> names() const override;  // in file order
   bool has(const std::string& name) const override { return entries_.count(name) > 0; }
   Shape shape(const std::string& name) const override;
+  std::string dtype_name(const std::string& name) const override;
   Tensor get(const std::string& name) const override;
   using TensorSource::get;  // get(name, dtype, shape)
 

@@ -690,6 +690,11 @@ const TorchFile::Layout& TorchFile::layout(const std::string& name) const {
 
 Shape TorchFile::shape(const std::string& name) const { return layout(name).shape; }
 
+std::string TorchFile::dtype_name(const std::string& name) const {
+  const Layout& l = layout(name);
+  return l.dtype == StoredDType::Unsupported ? l.torch_dtype : stored_dtype_name(l.dtype);
+}
+
 Tensor TorchFile::get(const std::string& name) const {
   const Layout& l = layout(name);
   const std::string what = str_cat(path_, ": tensor '", name, "'");

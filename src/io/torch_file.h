@@ -32,10 +32,12 @@ class TorchFile : public TensorSource {
   TorchFile& operator=(const TorchFile&) = delete;
 
   const std::string& path() const override { return path_; }
+  const char* format() const override { return "torch.save"; }
   const std::map<std::string, std::string>& metadata() const override { return metadata_; }
   std::vector<std::string> names() const override { return order_; }
   bool has(const std::string& name) const override { return entries_.count(name) > 0; }
   Shape shape(const std::string& name) const override;
+  std::string dtype_name(const std::string& name) const override;
   // Copies the tensor out of its storage following its offset and strides (views, transposes and
   // tensors sharing one storage load as the tensors they were).
   Tensor get(const std::string& name) const override;

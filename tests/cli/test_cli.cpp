@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -67,7 +68,8 @@ std::string make_checkpoint(const fs::path& dir) {
 TEST(Cli, EverySubcommandHasHelp) {
   Result top = run("--help");
   ASSERT_EQ(top.code, 0);
-  for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize"}) {
+  for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize", "align",
+                          "encode-image", "inspect"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;
@@ -170,4 +172,38 @@ TEST(CliTorchCheckpoint, PerplexityAndGenerateMatchSafetensors) {
   EXPECT_NE(e.code, 0);
   EXPECT_NE(e.out.find("--config"), std::string::npos) << e.out;
   fs::remove(ids);
+}
+
+// `tinyvlm inspect` lists the same tensors, with the same shapes, from a .pt and from safetensors.
+TEST(CliInspect, ListsTensorsOfBothFormats) {
+  Result pt = run("inspect " + kTinyPt + " --json", false), st = run("inspect " + kTinySt + " --json", false);
+  ASSERT_EQ(pt.code, 0) << pt.out;
+  ASSERT_EQ(st.code, 0) << st.out;
+  const nlohmann::json jp = nlohmann::json::parse(pt.out), js = nlohmann::json::parse(st.out);
+  EXPECT_EQ(jp["format"], "torch.save");
+  EXPECT_EQ(js["format"], "safetensors");
+  EXPECT_EQ(jp["metadata"]["epoch"], "3");
+  std::map<std::string, nlohmann::json> pt_shapes;
+  int64_t values = 0;
+  for (const auto& t : jp["tensors"]) {
+    pt_shapes[t["name"].get<std::string>()] = t["shape"];
+    int64_t n = 1;
+    for (int64_t d : t["shape"]) n *= d;
+    values += n;
+    EXPECT_EQ(t["dtype"], "F32") << t.dump();
+  }
+  EXPECT_EQ(jp["values"].get<int64_t>(), values);
+  ASSERT_FALSE(js["tensors"].empty());
+  for (const auto& t : js["tensors"]) {
+    const std::string name = t["name"];
+    ASSERT_TRUE(pt_shapes.count(name)) << name;
+    EXPECT_EQ(pt_shapes[name], t["shape"]) << name;
+  }
+  Result q = run("inspect " + kTinyPt + " --match mha.w_q.weight");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_NE(q.out.find("decoder_layers.3.mha.w_q.weight"), std::string::npos) << q.out;
+  EXPECT_EQ(q.out.find("w_k"), std::string::npos) << q.out;
+  Result bad = run("inspect " + std::string(TV_FIXTURE_DIR) + "/model/tiny_config.toml");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("neither a safetensors file"), std::string::npos) << bad.out;
 }

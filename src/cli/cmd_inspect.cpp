@@ -1,0 +1,72 @@
+// `tinyvlm inspect CKPT`: what a checkpoint holds (format, metadata, every tensor's dtype and shape),
+// for safetensors and torch.save files alike, without loading any weights.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "io/tensor_source.h"
+
+namespace tv::cli {
+namespace {
+
+struct InspectArgs {
+  std::string path, match;
+  bool json = false;
+};
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+// A metadata value on one line: the first line of it, cut to `width` characters, and its size if cut.
+std::string one_line(const std::string& v, size_t width) {
+  const size_t eol = v.find('\n');
+  std::string s = v.substr(0, std::min(eol, width));
+  if (s.size() < v.size()) s += " ... (" + std::to_string(v.size()) + " characters)";
+  return s;
+}
+
+void run_inspect(const InspectArgs& a) {
+  std::unique_ptr<TensorSource> f = open_tensor_file(a.path);
+  std::vector<std::string> names;
+  for (const std::string& n : f->names())
+    if (a.match.empty() || n.find(a.match) != std::string::npos) names.push_back(n);
+  int64_t values = 0;
+  for (const std::string& n : names) values += numel_of(f->shape(n));
+
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["path"] = a.path;
+    j["format"] = f->format();
+    j["metadata"] = f->metadata();
+    j["tensors"] = nlohmann::ordered_json::array();
+    for (const std::string& n : names)
+      j["tensors"].push_back({{"name", n}, {"dtype", f->dtype_name(n)}, {"shape", f->shape(n)}});
+    j["values"] = values;
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%s: %s, %zu tensors%s, %lld values\n", a.path.c_str(), f->format(), names.size(),
+              a.match.empty() ? "" : (" matching '" + a.match + "'").c_str(), (long long)values);
+  for (const auto& [k, v] : f->metadata()) std::printf("  metadata %s = %s\n", k.c_str(), one_line(v, 72).c_str());
+  for (const std::string& n : names)
+    std::printf("  %-5s %-18s %s\n", f->dtype_name(n).c_str(), shape_str(f->shape(n)).c_str(), n.c_str());
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app) {
+  auto a = std::make_shared<InspectArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "List a checkpoint's tensors (dtype, shape) and metadata: safetensors or torch.save (.pt)");
+  cmd->add_option("checkpoint", a->path, "The file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--match", a->match, "Only tensors whose name contains this text");
+  cmd->add_flag("--json", a->json, "One JSON object: path, format, metadata, tensors [{name, dtype, shape}], values");
+  cmd->callback([a] { run_inspect(*a); });
+}
+
+}  // namespace tv::cli
