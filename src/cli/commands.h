@@ -16,5 +16,6 @@ void add_tokenizer_commands(CLI::App& app);  // `tokenizer train|encode|decode` 
 void add_align_command(CLI::App& app);
 void add_encode_image_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace tv::cli

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   tv::cli::add_align_command(app);
   tv::cli::add_encode_image_command(app);
   tv::cli::add_inspect_command(app);
+  tv::cli::add_convert_command(app);
 
   try {
     app.parse(argc, argv);

@@ -69,7 +69,7 @@ TEST(Cli, EverySubcommandHasHelp) {
   Result top = run("--help");
   ASSERT_EQ(top.code, 0);
   for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize", "align",
-                          "encode-image", "inspect"}) {
+                          "encode-image", "inspect", "convert"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;
@@ -206,4 +206,34 @@ TEST(CliInspect, ListsTensorsOfBothFormats) {
   Result bad = run("inspect " + std::string(TV_FIXTURE_DIR) + "/model/tiny_config.toml");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("neither a safetensors file"), std::string::npos) << bad.out;
+}
+
+// `tinyvlm convert` turns the original's .pt into safetensors that carry the config: perplexity then needs no
+// --config and gives the same output.
+TEST(CliConvert, PtToSafetensorsLoadsWithoutConfig) {
+  const fs::path dir = fs::temp_directory_path() / ("tinyvlm_cli_convert_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string out = (dir / "tiny.safetensors").string(), ids = (dir / "ids.txt").string();
+  tv::write_file_atomic(ids, "1 5 9 13 2 7 7 30 41 8 60 12\n");
+  Result c = run("convert " + kTinyPt + " " + out + " --config " + kTinyConfig);
+  ASSERT_EQ(c.code, 0) << c.out;
+  Result a = run("perplexity --model " + out + " --ids-file " + ids + " --threads 1", false);
+  Result b = run("perplexity --model " + kTinyPt + " --config " + kTinyConfig + " --ids-file " + ids + " --threads 1",
+                 false);
+  ASSERT_EQ(a.code, 0) << a.out;
+  EXPECT_NE(a.out.find("\"tokens\":11"), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+  const nlohmann::json j = nlohmann::json::parse(run("inspect " + out + " --json", false).out);
+  EXPECT_EQ(j["tensors"].size(), nlohmann::json::parse(run("inspect " + kTinyPt + " --json", false).out)["tensors"].size());
+  EXPECT_EQ(j["metadata"]["epoch"], "3");
+  EXPECT_TRUE(j["metadata"].contains("config"));
+
+  Result self = run("convert " + out + " " + out);
+  EXPECT_EQ(self.code, 1);
+  EXPECT_NE(self.out.find("is the input file"), std::string::npos) << self.out;
+  Result sets = run("convert " + kTinyPt + " " + (dir / "x.safetensors").string() + " --set max_seq_len=8");
+  EXPECT_EQ(sets.code, 1);
+  EXPECT_NE(sets.out.find("--set needs --config"), std::string::npos) << sets.out;
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+  fs::remove_all(dir);
 }
