@@ -1,6 +1,6 @@
 // `tinyvlm convert IN OUT`: a checkpoint (safetensors or torch.save) rewritten as safetensors with the same
 // tensor names, optionally with a config in its metadata. The original's .pt files then load without
-// --config, memory-mapped, and without their optimizer state (about two thirds of their size).
+// --config, memory-mapped, and without their optimizer state.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
