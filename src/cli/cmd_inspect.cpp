@@ -2,6 +2,7 @@
 // for safetensors and torch.save files alike, without loading any weights.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -53,8 +54,13 @@ void run_inspect(const InspectArgs& a) {
   std::printf("%s: %s, %zu tensors%s, %lld values\n", a.path.c_str(), f->format(), names.size(),
               a.match.empty() ? "" : (" matching '" + a.match + "'").c_str(), (long long)values);
   for (const auto& [k, v] : f->metadata()) std::printf("  metadata %s = %s\n", k.c_str(), one_line(v, 72).c_str());
+  int dw = 0, sw = 0;  // column widths
+  for (const std::string& n : names) {
+    dw = std::max(dw, int(f->dtype_name(n).size()));
+    sw = std::max(sw, int(shape_str(f->shape(n)).size()));
+  }
   for (const std::string& n : names)
-    std::printf("  %-5s %-18s %s\n", f->dtype_name(n).c_str(), shape_str(f->shape(n)).c_str(), n.c_str());
+    std::printf("  %-*s  %-*s  %s\n", dw, f->dtype_name(n).c_str(), sw, shape_str(f->shape(n)).c_str(), n.c_str());
 }
 
 }  // namespace

@@ -100,7 +100,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (e.end < e.begin || e.end > data_size)
         fail("tensor '", it.key(), "': data_offsets [", e.begin, ",", e.end, "] outside the data section of ",
              data_size, " bytes");
-      if (e.end - e.begin != size_t(shape_numel(e.shape)) * es)
+      // The element count from the shape, overflow-checked (a hostile header could otherwise wrap it to
+      // the byte count it claims).
+      uint64_t bytes = es;
+      for (int64_t d : e.shape)
+        if (d < 0 || __builtin_mul_overflow(bytes, uint64_t(d), &bytes))
+          fail("tensor '", it.key(), "': shape ", shape_str(e.shape), " has a negative or too large dimension");
+      if (e.end - e.begin != bytes)
         fail("tensor '", it.key(), "': ", e.end - e.begin, " bytes for shape ", shape_str(e.shape), " of ", dtype);
       order_.push_back(it.key());
       entries_[it.key()] = e;

@@ -10,9 +10,10 @@
 namespace tv {
 
 Tensor TensorSource::get(const std::string& name, DType dtype, const Shape& expect_shape) const {
+  const Shape stored = shape(name);  // checked before anything is read or allocated
+  if (!expect_shape.empty() && stored != expect_shape)
+    fail(path(), ": tensor '", name, "' has shape ", shape_str(stored), ", expected ", shape_str(expect_shape));
   Tensor t = get(name);
-  if (!expect_shape.empty() && t.shape() != expect_shape)
-    fail(path(), ": tensor '", name, "' has shape ", shape_str(t.shape()), ", expected ", shape_str(expect_shape));
   if (t.dtype() == dtype) return t;
   return t.to(dtype);
 }

@@ -48,6 +48,7 @@ struct StorageRec {
   StoredDType dtype = StoredDType::Unsupported;
   size_t elem_size = 0;
   uint64_t begin = 0, bytes = 0;
+  int64_t numel = 0;  // as the persistent id gives it
 };
 
 struct TypeInfo {
@@ -82,7 +83,24 @@ constexpr TypeInfo kDTypes[] = {
     {"cdouble", StoredDType::Unsupported, 16}, {"float8_e4m3fn", StoredDType::Unsupported, 1},
     {"float8_e5m2", StoredDType::Unsupported, 1}, {"float8_e4m3fnuz", StoredDType::Unsupported, 1},
     {"float8_e5m2fnuz", StoredDType::Unsupported, 1}, {"float8_e8m0fnu", StoredDType::Unsupported, 1},
+    {"complex32", StoredDType::Unsupported, 4}, {"chalf", StoredDType::Unsupported, 4},
+    {"float4_e2m1fn_x2", StoredDType::Unsupported, 1}, {"quint8", StoredDType::Unsupported, 1},
+    {"qint8", StoredDType::Unsupported, 1}, {"qint32", StoredDType::Unsupported, 4},
+    {"quint4x2", StoredDType::Unsupported, 1}, {"quint2x4", StoredDType::Unsupported, 1},
+    {"bits1x8", StoredDType::Unsupported, 1}, {"bits2x4", StoredDType::Unsupported, 1},
+    {"bits4x2", StoredDType::Unsupported, 1}, {"bits8", StoredDType::Unsupported, 1},
+    {"bits16", StoredDType::Unsupported, 2}, {"uint1", StoredDType::Unsupported, 1},
+    {"uint2", StoredDType::Unsupported, 1}, {"uint3", StoredDType::Unsupported, 1},
+    {"uint4", StoredDType::Unsupported, 1}, {"uint5", StoredDType::Unsupported, 1},
+    {"uint6", StoredDType::Unsupported, 1}, {"uint7", StoredDType::Unsupported, 1},
+    {"int1", StoredDType::Unsupported, 1}, {"int2", StoredDType::Unsupported, 1},
+    {"int3", StoredDType::Unsupported, 1}, {"int4", StoredDType::Unsupported, 1},
+    {"int5", StoredDType::Unsupported, 1}, {"int6", StoredDType::Unsupported, 1},
+    {"int7", StoredDType::Unsupported, 1},
 };
+// A view wider than its storage (stride 0 or overlapping rows) is materialised at its full size by get();
+// beyond this a file of a few bytes could ask for any amount of memory.
+constexpr uint64_t kMaxBroadcastBytes = uint64_t(1) << 30;
 
 const TypeInfo* find_type(const TypeInfo* table, size_t n, const std::string& name) {
   for (size_t i = 0; i < n; ++i)
@@ -235,6 +253,21 @@ class Unpickler {
   std::vector<Obj*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Obj*> memo_;
+  static Obj constant(Kind k, int64_t v) {
+    Obj o;
+    o.kind = k;
+    o.i = v;
+    return o;
+  }
+  Obj none_ = constant(Kind::None, 0), true_ = constant(Kind::Bool, 1), false_ = constant(Kind::Bool, 0);
+  // Items copied by set() and OrderedDict(pairs): bounded by the pickle's size, so that a small file cannot
+  // copy one big list over and over (each call costs a few bytes of pickle).
+  uint64_t copied_ = 0;
+  void count_copies(size_t items) {
+    copied_ += items;
+    if (copied_ > 4 * n_ + (uint64_t(1) << 20))
+      bad(op_, "the pickle copies more items than a checkpoint of ", n_, " bytes can hold (", copied_, ")");
+  }
 };
 
 Obj* Unpickler::global(const std::string& module, const std::string& name) {
@@ -295,6 +328,10 @@ Obj* Unpickler::persistent_load(Obj* pid) {
   size_t index;
   if (known != storage_index_.end()) {
     index = known->second;
+    const StorageRec& s = storages[index];
+    if (s.dtype != type->dtype || s.elem_size != type->elem_size || s.numel != numel)
+      bad(op_, "storage '", key, "' is referred to as ", numel, " elements of ", type->s, " after ", s.numel,
+          " elements of ", s.torch_dtype, " (torch.save never writes one storage as two types)");
   } else {
     const std::string entry = archive_ + "/data/" + key;
     auto it = entries_.find(entry);
@@ -306,6 +343,7 @@ Obj* Unpickler::persistent_load(Obj* pid) {
     s.elem_size = type->elem_size;
     s.begin = it->second->begin;
     s.bytes = it->second->size;
+    s.numel = numel;
     uint64_t need;
     if (numel < 0 || __builtin_mul_overflow(uint64_t(numel), uint64_t(s.elem_size), &need) || need > s.bytes)
       bad(op_, "storage '", key, "' should hold ", numel, " elements of ", s.torch_dtype, " but its entry '", entry,
@@ -348,10 +386,13 @@ Obj* Unpickler::rebuild_tensor(const std::vector<Obj*>& a, bool v3) {
   bool empty = false;
   uint64_t last = t.offset >= 0 ? uint64_t(t.offset) : 0;
   bool ok = t.offset >= 0;
-  int64_t numel = 1;  // must fit, so that copies of the tensor can be sized
+  int64_t numel = 1, nonzero = 1;  // both must fit: copies are sized by them (an empty tensor too)
   for (size_t i = 0; i < t.shape.size() && ok; ++i) {
-    if (t.shape[i] < 0 || t.stride[i] < 0 || __builtin_mul_overflow(numel, t.shape[i], &numel)) ok = false;
-    else if (t.shape[i] == 0) empty = true;
+    if (t.shape[i] < 0 || t.stride[i] < 0 || __builtin_mul_overflow(numel, t.shape[i], &numel) ||
+        (t.shape[i] > 0 && __builtin_mul_overflow(nonzero, t.shape[i], &nonzero)))
+      ok = false;
+    else if (t.shape[i] == 0)
+      empty = true;
   }
   uint64_t total_bytes;
   if (ok && __builtin_mul_overflow(uint64_t(numel), uint64_t(t.elem_size), &total_bytes)) ok = false;
@@ -368,6 +409,10 @@ Obj* Unpickler::rebuild_tensor(const std::vector<Obj*>& a, bool v3) {
     bad(op_, "tensor of size ", shape_str(t.shape), ", stride ", shape_str(t.stride), " at offset ", t.offset,
         " is malformed or reaches outside its storage '", s.key, "' of ", s.bytes, " bytes (", t.torch_dtype, ", ",
         t.elem_size, " bytes per element)");
+  if (total_bytes > s.bytes && total_bytes > kMaxBroadcastBytes)
+    bad(op_, "tensor of size ", shape_str(t.shape), ", stride ", shape_str(t.stride), " repeats its storage '", s.key,
+        "' of ", s.bytes, " bytes into ", total_bytes, " bytes; views wider than their storage are read up to ",
+        kMaxBroadcastBytes, " bytes");
   Obj* o = make(Kind::Tensor);
   o->i = int64_t(tensors.size());
   tensors.push_back(std::move(t));
@@ -385,6 +430,7 @@ Obj* Unpickler::call(Obj* fn, Obj* args) {
       // OrderedDict([(key, value), ...])
       if (a.size() != 1 || (a[0]->kind != Kind::List && a[0]->kind != Kind::Tuple))
         bad(op_, "OrderedDict expects no arguments or a list of pairs");
+      count_copies(a[0]->items.size());
       for (Obj* kv : a[0]->items) {
         if (kv->kind != Kind::Tuple || kv->items.size() != 2) bad(op_, "OrderedDict expects (key, value) pairs");
         d->dict.emplace_back(kv->items[0], kv->items[1]);
@@ -393,15 +439,17 @@ Obj* Unpickler::call(Obj* fn, Obj* args) {
     }
     case Callable::Set: {
       Obj* l = make(Kind::List);
-      if (a.size() == 1 && (a[0]->kind == Kind::List || a[0]->kind == Kind::Tuple)) l->items = a[0]->items;
-      else if (!a.empty()) bad(op_, fn->s, " expects a list");
+      if (a.size() == 1 && (a[0]->kind == Kind::List || a[0]->kind == Kind::Tuple)) {
+        count_copies(a[0]->items.size());
+        l->items = a[0]->items;
+      } else if (!a.empty()) {
+        bad(op_, fn->s, " expects a list");
+      }
       return l;
     }
     case Callable::TorchSize: {
       if (a.size() != 1) bad(op_, "torch.Size expects one tuple");
-      Obj* t = make(Kind::Tuple);
-      t->items = expect(a[0], Kind::Tuple, "torch.Size's argument")->items;
-      return t;
+      return expect(a[0], Kind::Tuple, "torch.Size's argument");  // tuples never change: no copy
     }
     case Callable::RebuildTensorV2: return rebuild_tensor(a, false);
     case Callable::RebuildTensorV3: return rebuild_tensor(a, true);
@@ -434,13 +482,9 @@ Obj* Unpickler::run() {
       case '0': pop(); break;                            // POP
       case '1': pop_mark(); break;                       // POP_MARK
       case '2': stack_.push_back(top()); break;          // DUP
-      case 'N': stack_.push_back(make(Kind::None)); break;
-      case 0x88: case 0x89: {  // NEWTRUE, NEWFALSE
-        Obj* b = make(Kind::Bool);
-        b->i = op == 0x88;
-        stack_.push_back(b);
-        break;
-      }
+      case 'N': stack_.push_back(&none_); break;  // shared: nothing ever changes these three
+      case 0x88: stack_.push_back(&true_); break;  // NEWTRUE
+      case 0x89: stack_.push_back(&false_); break;  // NEWFALSE
       case 'J': stack_.push_back(make_int(int64_t(int32_t(uint32_t(le(4)))))); break;  // BININT
       case 'K': stack_.push_back(make_int(int64_t(le(1)))); break;                     // BININT1
       case 'M': stack_.push_back(make_int(int64_t(le(2)))); break;                     // BININT2
@@ -615,11 +659,10 @@ TorchFile::TorchFile(const std::string& path) : path_(path), map_(std::make_uniq
     if (e.name == archive + "/constants.pkl")
       fail(path, ": a TorchScript archive (torch.jit.save), not a torch.save checkpoint; save the model's "
                  "state_dict() with torch.save instead");
-    if (e.name == archive + "/byteorder") {
-      std::string order(reinterpret_cast<const char*>(data + e.begin), size_t(e.size));
-      if (order != "little")
-        fail(path, ": entry '", e.name, "' at byte ", e.begin, " says '", order, "'; expected 'little' (tinyvlm reads "
-                   "little-endian checkpoints)");
+    if (e.name == archive + "/byteorder" && !(e.size == 6 && std::memcmp(data + e.begin, "little", 6) == 0)) {
+      const std::string order(reinterpret_cast<const char*>(data + e.begin), size_t(std::min<uint64_t>(e.size, 16)));
+      fail(path, ": entry '", e.name, "' at byte ", e.begin, " says '", order, e.size > 16 ? "...'" : "'",
+           "; expected 'little' (tinyvlm reads little-endian checkpoints)");
     }
   }
 
@@ -709,7 +752,8 @@ Tensor TorchFile::get(const std::string& name) const {
     if (l.shape[i] != 1 && l.stride[i] != expect) contiguous = false;
     expect *= l.shape[i];
   }
-  if (n == 0 || contiguous) return decode_stored(l.dtype, l.shape, base + uint64_t(l.offset) * es, what);
+  if (n == 0) return decode_stored(l.dtype, l.shape, base, what);  // its offset may lie anywhere: unused
+  if (contiguous) return decode_stored(l.dtype, l.shape, base + uint64_t(l.offset) * es, what);
 
   // A strided view: gather it, a row of the last dimension at a time.
   std::vector<unsigned char> buf(size_t(n) * es);

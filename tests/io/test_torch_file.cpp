@@ -231,3 +231,52 @@ TEST(ZipReader, ReadsZip64FieldsAndFindsEntryData) {
   });
   EXPECT_TRUE(contains(e, "z64.zip") && contains(e, "zip64 locator")) << e;
 }
+
+// A dtype tinyvlm cannot load fails only when that tensor is read; uint16 comes through _rebuild_tensor_v3.
+TEST(TorchFile, UnusualDtypesFailOnlyWhenRead) {
+  TorchFile f(kDir + "odd_dtypes.pt");
+  ASSERT_EQ(f.names().size(), 3u);
+  Tensor w = f.get("w");
+  ASSERT_EQ(w.dtype(), DType::F32);
+  EXPECT_EQ(w.data<float>()[1], -2.0f);
+  EXPECT_EQ(f.dtype_name("ch"), "complex32");
+  const std::string e = error_of([&] { f.get("ch"); });
+  EXPECT_TRUE(contains(e, kDir + "odd_dtypes.pt") && contains(e, "'ch'") && contains(e, "cannot load")) << e;
+  Tensor u = f.get("u16");
+  ASSERT_EQ(u.dtype(), DType::U16);
+  ASSERT_EQ(u.numel(), 3);
+  EXPECT_EQ(u.data<uint16_t>()[1], 65535);
+  EXPECT_EQ(u.data<uint16_t>()[2], 300);
+}
+
+// A view wider than its storage is materialised by get(): past a limit (here 4 stored bytes that would become
+// 16 GiB) the file is refused when opened, with the offset, instead of allocating.
+TEST(TorchFile, HugeBroadcastViewIsRefused) {
+  const std::string e = error_of([&] { TorchFile f(kDir + "broadcast.pt"); });
+  EXPECT_TRUE(contains(e, kDir + "broadcast.pt") && contains(e, "file byte ") &&
+              contains(e, "views wider than their storage"))
+      << e;
+}
+
+// safetensors headers with negative dimensions, or dimensions whose product overflows to the claimed size.
+TEST(Safetensors, RejectsNegativeAndOverflowingShapes) {
+  const std::string path = tmp_path("bad_shape.safetensors");
+  auto error_for = [&](const std::string& header, size_t data_bytes) {
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char(header.size() >> (8 * i) & 0xff);
+    write_file_atomic(path, bytes + header + std::string(data_bytes, '\0'));
+    return error_of([&] { SafetensorsFile f(path); });
+  };
+  std::string e = error_for(R"({"t":{"dtype":"F32","shape":[-1,-4],"data_offsets":[0,16]}})", 16);
+  EXPECT_TRUE(contains(e, path) && contains(e, "negative or too large dimension")) << e;
+  e = error_for(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0);
+  EXPECT_TRUE(contains(e, path) && contains(e, "negative or too large dimension")) << e;
+  fs::remove(path);
+}
+
+// Copies made by set() / OrderedDict(pairs) are bounded by the pickle's size: 14 KB asking for 4 million copied
+// items stop with the offset instead of growing memory quadratically.
+TEST(TorchFile, RepeatedCopiesOfOneListAreBounded) {
+  const std::string e = error_of([&] { TorchFile f(kDir + "copies.pt"); });
+  EXPECT_TRUE(contains(e, kDir + "copies.pt") && contains(e, "file byte ") && contains(e, "copies more items")) << e;
+}
