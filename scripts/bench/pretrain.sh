@@ -7,8 +7,8 @@
 # the ratios within the round. On a shared machine the load changes from minute to minute, so several
 # rounds give the spread; the summary is the median of the per-round figures. The PyTorch reference
 # trains in fp32; its own knob, torch.set_float32_matmul_precision("medium"), changes nothing on the CPU.
-# Both run WARMUP untimed steps first (default 5): PyTorch's first few steps are up to twice as slow as its
-# steady state, and they would otherwise count against it.
+# Both run WARMUP untimed steps first (default 5): PyTorch's first three steps are up to twice as slow as its
+# steady state, and with the 2 untimed steps of each side's own default the third one was timed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 threads=${1:-2}
@@ -16,6 +16,7 @@ steps=${2:-5}
 rounds=${3:-1}
 warmup=${4:-5}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "pretrain.sh: ROUNDS must be a whole number >= 1, got '$rounds'" >&2; exit 1; }
+[[ $steps =~ ^[1-9][0-9]*$ ]] || { echo "pretrain.sh: STEPS must be a whole number >= 1, got '$steps'" >&2; exit 1; }
 [[ $warmup =~ ^[0-9]+$ ]] || { echo "pretrain.sh: WARMUP must be a whole number >= 0, got '$warmup'" >&2; exit 1; }
 bin=${TINYVLM_BIN:-build/tinyvlm}
 results=()

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
+#include "model/checkpoint.h"
 #include "model/config.h"
 
 namespace tv::cli {
@@ -29,9 +30,16 @@ void run_convert(const ConvertArgs& a) {
   } else if (!a.sets.empty()) {
     fail("convert: --set needs --config (the overrides apply to that config)");
   }
-  if (std::filesystem::exists(a.out) && std::filesystem::equivalent(a.in, a.out))
+  namespace fs = std::filesystem;
+  if (fs::exists(a.out) && fs::equivalent(a.in, a.out))
     fail("convert: ", a.out, " is the input file; write the result elsewhere");
+  if (fs::is_directory(a.out)) fail("convert: ", a.out, " is a directory; name the file to write");
+  const fs::path parent = fs::absolute(a.out).parent_path();
+  if (!fs::is_directory(parent)) fail("convert: the folder of ", a.out, " (", parent.string(), ") does not exist");
   std::unique_ptr<TensorSource> f = open_tensor_file(a.in);
+  // With a config, the decoder it describes must be the one in the file (layer and expert counts, shapes,
+  // vocabulary): load_llama checks all of that, so that a wrong config is never stored beside the weights.
+  if (!a.config.empty() && find_decoder_prefix(*f)) load_llama(a.in, a.config, a.sets);
   for (const auto& [k, v] : f->metadata()) meta.emplace(k, v);  // a given config wins over a stored one
   meta["converted_from"] = std::filesystem::absolute(a.in).string();
 

@@ -1,5 +1,7 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
+
 #include "io/tensor_source.h"
 
 namespace tv {
@@ -25,6 +27,51 @@ Config config_for(const std::string& config_path, const TensorSource* file, cons
 
 }  // namespace
 
+std::optional<std::string> find_decoder_prefix(const TensorSource& file) {
+  for (const char* p : {"", "llm.", "vlm.llm."})
+    if (file.has(std::string(p) + "emb.emb.weight")) return p;
+  return std::nullopt;
+}
+
+std::string decoder_prefix(const TensorSource& file) {
+  if (std::optional<std::string> p = find_decoder_prefix(file)) return *p;
+  fail(file.path(), ": no decoder weights found (expected a tensor named emb.emb.weight, llm.emb.emb.weight or "
+                    "vlm.llm.emb.emb.weight)");
+}
+
+namespace {
+
+// 1 + the largest i of the names "<prefix><marker><i>." (anchored) or "<prefix>...<marker><i>." (anywhere).
+int64_t index_count(const TensorSource& file, const std::string& prefix, const std::string& marker, bool anchored) {
+  int64_t n = 0;
+  for (const std::string& name : file.names()) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    size_t at = name.find(marker, prefix.size());
+    if (at == std::string::npos || (anchored && at != prefix.size())) continue;
+    at += marker.size();
+    int64_t i = 0;
+    size_t end = at;
+    while (end < name.size() && end - at < 9 && name[end] >= '0' && name[end] <= '9') i = i * 10 + (name[end++] - '0');
+    if (end > at && end < name.size() && name[end] == '.') n = std::max(n, i + 1);
+  }
+  return n;
+}
+
+}  // namespace
+
+void check_decoder_layout(const TensorSource& file, const std::string& prefix, const ModelConfig& mc) {
+  const int64_t layers = index_count(file, prefix, "decoder_layers.", true);
+  if (layers != mc.n_layers)
+    fail(file.path(), ": the checkpoint holds ", layers, " decoder layers (", prefix, "decoder_layers.<i>) but the "
+         "config says n_layers = ", mc.n_layers);
+  bool any_moe = false;
+  for (int64_t l = 0; l < mc.n_layers; ++l) any_moe = any_moe || mc.is_moe(l);
+  const int64_t experts = index_count(file, prefix, ".experts.", false);
+  if (any_moe && experts != mc.num_experts)
+    fail(file.path(), ": the checkpoint's MoE blocks hold ", experts, " experts but the config says num_experts = ",
+         mc.num_experts);
+}
+
 Config resolve_config(const std::string& config_path, const std::string& checkpoint,
                       const std::vector<std::string>& overrides) {
   std::unique_ptr<TensorSource> f;
@@ -42,16 +89,9 @@ std::unique_ptr<LoadedLlama> load_llama(const std::string& checkpoint, const std
   if (!file) file = open_tensor_file(checkpoint);
   const TensorSource& f = *file;
   // The decoder may sit under a prefix in VLM checkpoints; the vocabulary may include <image>.
-  std::string prefix;
-  for (const char* p : {"", "llm.", "vlm.llm."})
-    if (f.has(std::string(p) + "emb.emb.weight")) {
-      prefix = p;
-      break;
-    }
-  if (!f.has(prefix + "emb.emb.weight"))
-    fail(checkpoint, ": no decoder weights found (expected a tensor named emb.emb.weight, llm.emb.emb.weight or "
-                     "vlm.llm.emb.emb.weight)");
+  const std::string prefix = decoder_prefix(f);
   ModelConfig mc = ModelConfig::from(out->config);
+  check_decoder_layout(f, prefix, mc);
   int64_t file_vocab = f.shape(prefix + "emb.emb.weight")[0];
   if (file_vocab != mc.vocab_size) {
     if (file_vocab == mc.vocab_size + 1) {

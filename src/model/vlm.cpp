@@ -5,6 +5,7 @@
 
 #include "core/ops.h"
 #include "io/tensor_source.h"
+#include "model/checkpoint.h"
 
 namespace tv {
 
@@ -23,17 +24,8 @@ VisionLanguageModel::VisionLanguageModel(const ModelConfig& text, const VisionCo
 }
 
 ParamStore::LoadReport VisionLanguageModel::load_llm(const TensorSource& file, Rng& rng) {
-  std::string fprefix;
-  bool found = false;
-  for (const char* p : {"", "llm.", "vlm.llm."})
-    if (file.has(std::string(p) + "emb.emb.weight")) {
-      fprefix = p;
-      found = true;
-      break;
-    }
-  if (!found)
-    fail(file.path(), ": no decoder weights found (expected emb.emb.weight, llm.emb.emb.weight or "
-                      "vlm.llm.emb.emb.weight)");
+  const std::string fprefix = decoder_prefix(file);
+  check_decoder_layout(file, fprefix, llm_->config());
   const std::string ours_prefix = prefix_ + "llm.";
   const int64_t V = text_vocab_, D = d_model();
   ParamStore::LoadReport r;

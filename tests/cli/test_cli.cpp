@@ -235,5 +235,14 @@ TEST(CliConvert, PtToSafetensorsLoadsWithoutConfig) {
   EXPECT_EQ(sets.code, 1);
   EXPECT_NE(sets.out.find("--set needs --config"), std::string::npos) << sets.out;
   EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+  // A config that does not describe the file's decoder is refused, not stored.
+  Result wrong = run("convert " + kTinyPt + " " + (dir / "x.safetensors").string() + " --config " + kTinyConfig +
+                     " --set n_layers=2");
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.out.find("holds 4 decoder layers"), std::string::npos) << wrong.out;
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+  Result nodir = run("convert " + kTinyPt + " " + (dir / "no" / "x.safetensors").string());
+  EXPECT_EQ(nodir.code, 1);
+  EXPECT_NE(nodir.out.find("does not exist"), std::string::npos) << nodir.out;
   fs::remove_all(dir);
 }

@@ -75,3 +75,26 @@ TEST(TorchCheckpoint, TorchvisionPthLoadsTheTower) {
   for (const Param& p : a.all()) EXPECT_TRUE(bit_equal(p.value, b.at(p.name).value)) << p.name;
   EXPECT_EQ(ta.fingerprint(), tb.fingerprint());
 }
+
+// A config with fewer layers or experts than the checkpoint is an error, not a model that quietly leaves the
+// rest of the file out (the original's files hold unused blocks, so extra tensors alone cannot tell).
+TEST(TorchCheckpoint, ConfigWithOtherLayerOrExpertCountIsRefused) {
+  for (const std::string& file : {kPt, kSt}) {
+    std::string e;
+    try {
+      load_llama(file, kConfig, {"n_layers=2"});
+    } catch (const Error& err) {
+      e = err.what();
+    }
+    EXPECT_NE(e.find(file), std::string::npos) << e;
+    EXPECT_NE(e.find("holds 4 decoder layers"), std::string::npos) << e;
+    EXPECT_NE(e.find("n_layers = 2"), std::string::npos) << e;
+    e.clear();
+    try {
+      load_llama(file, kConfig, {"num_experts=2"});
+    } catch (const Error& err) {
+      e = err.what();
+    }
+    EXPECT_NE(e.find("num_experts = 2"), std::string::npos) << e;
+  }
+}

@@ -108,8 +108,9 @@ std::vector<float> gelu_sweep() {
 
 TV_OP_TEST(gelu, forward, FloatWithinTwoUlpEverywhere) {
   // The float kernel evaluates the tail 1 - Phi(|x|) itself, so negative x keeps its relative accuracy
-  // (1 + erf would cancel). Checked on every float: gelu within 1.67 ulp of the exact value, gelu'
-  // within 2.02 ulp, a subnormal result's ulp being 2^-149.
+  // (1 + erf would cancel). A sweep of every finite float, run once outside the suite, found gelu within
+  // 1.67 ulp of the exact value and gelu' within 2.02 ulp (a subnormal result's ulp being 2^-149); this
+  // test checks the sample above against bounds just over those.
   const std::vector<float> xs = gelu_sweep();
   const int64_t n = int64_t(xs.size());
   std::vector<float> y(n), g(n, 0.0f), ones(n, 1.0f);

@@ -13,7 +13,8 @@
 //    exp(-a^2/2) splits a^2 exactly with an FMA, and is kept as 2^n (1 + s) so that the polynomial's
 //    factor (1 + s) is applied by one fused multiply-add.
 // Worst error over every float, against erfc and exp in double: gelu 1.67 ulp, gelu' 2.02 ulp (counting
-// a subnormal result's ulp as 2^-149). +-inf, NaN and huge |x| come out right. The partial last block
+// a subnormal result's ulp as 2^-149). +-inf, NaN and huge |x| come out right: gelu(-inf) is -0, its limit
+// (PyTorch's erf formula gives NaN there), and gelu(-0) is +0 (PyTorch: -0). The partial last block
 // goes through a zero-padded vector, so each element's result depends on its value only, not on its
 // position or the thread count.
 // Double keeps std::erf: the double kernels serve the finite-difference gradient tests.
