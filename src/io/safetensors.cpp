@@ -1,10 +1,5 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -39,43 +34,23 @@ const char* st_dtype_name(DType t) {
 
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    fail(path, ": cannot stat");
-  }
-  map_size_ = size_t(st.st_size);
-  if (map_size_ < 8) {
-    ::close(fd);
-    fail(path, ": not a safetensors file (", map_size_, " bytes, expected an 8-byte header length first)");
-  }
-  void* m = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (m == MAP_FAILED) fail(path, ": mmap failed");
-  map_ = static_cast<const unsigned char*>(m);
-
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(path) {
+  const size_t size = file_.size();
+  if (size < 8) fail(path, ": not a safetensors file (", size, " bytes, expected an 8-byte header length first)");
+  const unsigned char* map = bytes();
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | map_[i];
-  if (header_len > map_size_ - 8) {
-    munmap(const_cast<unsigned char*>(map_), map_size_);
-    map_ = nullptr;
-    fail(path, ": header length ", header_len, " at byte 0 exceeds the file size ", map_size_);
-  }
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | map[i];
+  if (header_len > size - 8) fail(path, ": header length ", header_len, " at byte 0 exceeds the file size ", size);
   data_start_ = 8 + header_len;
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(map_ + 8, map_ + 8 + header_len);
+    header = nlohmann::json::parse(map + 8, map + 8 + header_len);
   } catch (const std::exception& e) {
-    munmap(const_cast<unsigned char*>(map_), map_size_);
-    map_ = nullptr;
     fail(path, ": malformed JSON header: ", e.what());
   }
   try {
     if (!header.is_object()) fail("the header is not a JSON object");
-    size_t data_size = map_size_ - data_start_;
+    size_t data_size = size - data_start_;
     for (auto it = header.begin(); it != header.end(); ++it) {
       if (it.key() == "__metadata__") {
         for (auto m2 = it->begin(); m2 != it->end(); ++m2) {
@@ -112,22 +87,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       entries_[it.key()] = e;
     }
   } catch (const Error& e) {
-    munmap(const_cast<unsigned char*>(map_), map_size_);
-    map_ = nullptr;
     fail(path, ": ", e.what());
   } catch (const std::exception& e) {
-    munmap(const_cast<unsigned char*>(map_), map_size_);
-    map_ = nullptr;
     fail(path, ": malformed header: ", e.what());
   }
   // File order = order of data offsets, as writers lay tensors out.
   std::sort(order_.begin(), order_.end(),
             [&](const std::string& a, const std::string& b) { return entries_[a].begin < entries_[b].begin; });
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(const_cast<unsigned char*>(map_), map_size_);
-  map_ = nullptr;
 }
 
 std::vector<std::string> SafetensorsFile::names() const { return order_; }
@@ -148,7 +114,7 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) fail(path_, ": no tensor named '", name, "'");
   const Entry& e = it->second;
-  return decode_stored(e.dtype, e.shape, map_ + data_start_ + e.begin, str_cat(path_, ": tensor '", name, "'"));
+  return decode_stored(e.dtype, e.shape, bytes() + data_start_ + e.begin, str_cat(path_, ": tensor '", name, "'"));
 }
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/mapped_file.h"
 #include "io/stored_dtype.h"
 #include "io/tensor_source.h"
 
@@ -18,7 +19,6 @@ class SafetensorsFile : public TensorSource {
  public:
   // Throws tv::Error naming the file and what is malformed.
   explicit SafetensorsFile(const std::string& path);
-  ~SafetensorsFile() override;
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
@@ -42,9 +42,9 @@ class SafetensorsFile : public TensorSource {
   std::map<std::string, Entry> entries_;
   std::vector<std::string> order_;
   std::map<std::string, std::string> metadata_;
-  const unsigned char* map_ = nullptr;
-  size_t map_size_ = 0;
+  MappedFile file_;
   size_t data_start_ = 0;
+  const unsigned char* bytes() const { return reinterpret_cast<const unsigned char*>(file_.data()); }
 };
 
 struct NamedTensor {

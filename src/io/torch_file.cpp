@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "io/zip_reader.h"
-#include "tokenizer/mapped_file.h"
+#include "io/mapped_file.h"
 
 namespace tv {
 namespace {
@@ -632,7 +632,7 @@ Obj* Unpickler::run() {
 
 // ---- TorchFile ---------------------------------------------------------------------------------------
 
-TorchFile::TorchFile(const std::string& path) : path_(path), map_(std::make_unique<tok::MappedFile>(path)) {
+TorchFile::TorchFile(const std::string& path) : path_(path), map_(std::make_unique<MappedFile>(path)) {
   const auto* data = reinterpret_cast<const unsigned char*>(map_->data());
   const std::vector<ZipEntry> entries = read_zip_directory(path, data, map_->size());
 

@@ -19,9 +19,7 @@
 
 namespace tv {
 
-namespace tok {
 class MappedFile;
-}
 
 class TorchFile : public TensorSource {
  public:
@@ -62,7 +60,7 @@ class TorchFile : public TensorSource {
 
  private:
   std::string path_;
-  std::unique_ptr<tok::MappedFile> map_;
+  std::unique_ptr<MappedFile> map_;
   std::map<std::string, Layout> entries_;
   std::vector<std::string> order_;
   std::map<std::string, std::string> metadata_;

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer/mapped_file.h"
+#include "io/mapped_file.h"
 
 namespace tv::tok {
 

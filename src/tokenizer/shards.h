@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/mapped_file.h"
+#include "io/mapped_file.h"
 
 namespace tv::tok {
 

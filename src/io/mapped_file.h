@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace tv::tok {
+namespace tv {
 
 class MappedFile {
  public:
@@ -29,4 +29,4 @@ class MappedFile {
   void* map_ = nullptr;
 };
 
-}  // namespace tv::tok
+}  // namespace tv
