@@ -25,22 +25,6 @@ Config config_for(const std::string& config_path, const TensorSource* file, cons
   return c;
 }
 
-}  // namespace
-
-std::optional<std::string> find_decoder_prefix(const TensorSource& file) {
-  for (const char* p : {"", "llm.", "vlm.llm."})
-    if (file.has(std::string(p) + "emb.emb.weight")) return p;
-  return std::nullopt;
-}
-
-std::string decoder_prefix(const TensorSource& file) {
-  if (std::optional<std::string> p = find_decoder_prefix(file)) return *p;
-  fail(file.path(), ": no decoder weights found (expected a tensor named emb.emb.weight, llm.emb.emb.weight or "
-                    "vlm.llm.emb.emb.weight)");
-}
-
-namespace {
-
 // 1 + the largest i of the names "<prefix><marker><i>." (anchored) or "<prefix>...<marker><i>." (anywhere).
 int64_t index_count(const TensorSource& file, const std::string& prefix, const std::string& marker, bool anchored) {
   int64_t n = 0;
@@ -58,6 +42,18 @@ int64_t index_count(const TensorSource& file, const std::string& prefix, const s
 }
 
 }  // namespace
+
+std::optional<std::string> find_decoder_prefix(const TensorSource& file) {
+  for (const char* p : {"", "llm.", "vlm.llm."})
+    if (file.has(std::string(p) + "emb.emb.weight")) return p;
+  return std::nullopt;
+}
+
+std::string decoder_prefix(const TensorSource& file) {
+  if (std::optional<std::string> p = find_decoder_prefix(file)) return *p;
+  fail(file.path(), ": no decoder weights found (expected a tensor named emb.emb.weight, llm.emb.emb.weight or "
+                    "vlm.llm.emb.emb.weight)");
+}
 
 void check_decoder_layout(const TensorSource& file, const std::string& prefix, const ModelConfig& mc) {
   const int64_t layers = index_count(file, prefix, "decoder_layers.", true);
