@@ -13,7 +13,7 @@
 #include "core/profile.h"
 #include "core/precision.h"
 #include "model/llama.h"
-#include "model/sampler.h"
+#include "model/generator.h"
 #include "train/optimizer.h"
 
 namespace tv::bench {
@@ -98,26 +98,22 @@ void run(const TrainBenchArgs& a) {
   // Generation: greedy, batch 1, with the KV cache and by recomputing the sequence (the original's way).
   std::vector<int32_t> prompt(size_t(a.prompt_len));
   for (auto& t : prompt) t = int32_t(rng.below(uint64_t(mc.vocab_size)));
-  SamplerOptions greedy;
-  Rng srng(0);
+  // No stop id: every run generates new_tokens tokens.
+  GenerationOptions go;
+  go.max_new_tokens = a.new_tokens;
   auto t2 = std::chrono::steady_clock::now();
-  KVCache cache = model.make_cache(a.prompt_len + a.new_tokens);
-  Tensor logits = model.forward_cached(model.embed(Tensor::from_i32({a.prompt_len}, prompt)), cache);
-  std::vector<int32_t> seq = prompt;
-  for (int64_t i = 0; i < a.new_tokens; ++i) {
-    std::vector<float> row(logits.data<float>(), logits.data<float>() + mc.vocab_size);
-    int32_t next = sample_next(std::move(row), seq, greedy, srng);
-    seq.push_back(next);
-    logits = model.forward_cached(model.embed(Tensor::from_i32({1}, {next})), cache);
+  {
+    Generator g(model, go);
+    GenerationState s = g.start(Tensor(), prompt);
+    g.run(s);
   }
   const double gen_cache = double(a.new_tokens) / seconds_since(t2);
+  go.use_cache = false;
   auto t3 = std::chrono::steady_clock::now();
-  seq = prompt;
-  for (int64_t i = 0; i < a.new_tokens; ++i) {
-    int64_t S = int64_t(seq.size());
-    Tensor full = model.forward(model.embed(Tensor::from_i32({S}, seq)), 1, S, false);
-    std::vector<float> row(full.data<float>() + (S - 1) * mc.vocab_size, full.data<float>() + S * mc.vocab_size);
-    seq.push_back(sample_next(std::move(row), seq, greedy, srng));
+  {
+    Generator g(model, go);
+    GenerationState s = g.start(Tensor(), prompt);
+    g.run(s);
   }
   const double gen_nocache = double(a.new_tokens) / seconds_since(t3);
 

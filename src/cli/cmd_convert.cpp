@@ -11,6 +11,7 @@
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/vlm.h"
 
 namespace tv::cli {
 namespace {
@@ -37,9 +38,14 @@ void run_convert(const ConvertArgs& a) {
   const fs::path parent = fs::absolute(a.out).parent_path();
   if (!fs::is_directory(parent)) fail("convert: the folder of ", a.out, " (", parent.string(), ") does not exist");
   std::unique_ptr<TensorSource> f = open_tensor_file(a.in);
-  // With a config, the decoder it describes must be the one in the file (layer and expert counts, shapes,
-  // vocabulary): load_llama checks all of that, so that a wrong config is never stored beside the weights.
-  if (!a.config.empty() && find_decoder_prefix(*f)) load_llama(a.in, a.config, a.sets);
+  // With a config, the model it describes must be the one in the file (layer and expert counts, shapes,
+  // vocabulary, the tower of a vision-language model): the loaders check all of that, so that a wrong
+  // config is never stored beside the weights.
+  if (!a.config.empty() && find_vlm_prefix(*f)) {
+    load_vlm(a.in, a.config, a.sets);
+  } else if (!a.config.empty() && find_decoder_prefix(*f)) {
+    load_llama(a.in, a.config, a.sets);
+  }
   for (const auto& [k, v] : f->metadata()) meta.emplace(k, v);  // a given config wins over a stored one
   meta["converted_from"] = std::filesystem::absolute(a.in).string();
 
@@ -52,8 +58,9 @@ void run_convert(const ConvertArgs& a) {
   }
   if (tensors.empty()) fail("convert: ", a.in, ": no tensor", a.match.empty() ? "" : " matches '" + a.match + "'");
   save_safetensors(a.out, tensors, meta);
-  std::fprintf(stderr, "convert: %s (%s) -> %s: %zu tensors, %.1f MB%s\n", a.in.c_str(), f->format(), a.out.c_str(),
-               tensors.size(), double(bytes) / 1e6, meta.count("config") ? ", config in the metadata" : "");
+  std::fprintf(stderr, "convert: %s (%s, %s) -> %s: %zu tensors, %.1f MB%s\n", a.in.c_str(), f->format(),
+               checkpoint_kind(*f).c_str(), a.out.c_str(), tensors.size(), double(bytes) / 1e6,
+               meta.count("config") ? ", config in the metadata" : "");
 }
 
 }  // namespace

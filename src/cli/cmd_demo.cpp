@@ -16,7 +16,7 @@
 #include "data/image.h"
 #include "data/synthetic_images.h"
 #include "model/checkpoint.h"
-#include "model/sampler.h"
+#include "model/generator.h"
 #include "model/vit.h"
 #include "model/vlm.h"
 #include "tokenizer/bpe.h"
@@ -80,35 +80,15 @@ struct DemoArgs {
 
 std::string banner(const std::string& s) { return "\n== " + s + " ==\n"; }
 
-// Greedy decoding from an already-filled KV cache and the logits of its last position.
-std::vector<int32_t> continue_greedy(Llama& llm, KVCache& cache, Tensor logits, std::vector<int32_t> seen, int max_new,
-                                     int32_t eos, const SamplerOptions& so, Rng& rng) {
-  std::vector<int32_t> out;
-  for (int i = 0; i < max_new && cache.len < cache.capacity; ++i) {
-    std::vector<float> row(logits.data<float>(), logits.data<float>() + logits.size(1));
-    int32_t next = sample_next(std::move(row), seen, so, rng);
-    if (next == eos) break;
-    out.push_back(next);
-    seen.push_back(next);
-    if (cache.len < cache.capacity) logits = llm.forward_cached(llm.embed(Tensor::from_i32({1}, {next})), cache);
-  }
-  return out;
-}
-
 // Captions one image with a phase-2 checkpoint: [projected vision tokens] then greedy text.
-std::string caption_image(VisionLanguageModel& vlm, const tok::Tokenizer& tk, const std::string& image, int resize,
-                          int32_t eos) {
-  const VisionConfig& vc = vlm.tower().config();
-  Tensor pixels = Tensor::empty({1, 3, vc.image, vc.image});
-  preprocess_image_file(image, pixels.data<float>(), resize, int(vc.image));
-  Tensor feats = vlm.tower().forward(pixels);
-  Tensor vis = vlm.projector().forward(feats.view({vlm.num_vision_tokens(), -1}), false);
-  KVCache cache = vlm.llm().make_cache(vlm.num_vision_tokens() + 24);
-  Tensor logits = vlm.llm().forward_cached(vis, cache);
-  SamplerOptions so;
-  so.repetition_penalty = 1.2;
-  Rng rng(0);
-  return tk.decode(continue_greedy(vlm.llm(), cache, logits, {}, 20, eos, so, rng));
+std::string caption_image(VisionLanguageModel& vlm, const tok::Tokenizer& tk, const std::string& image, int32_t eos) {
+  GenerationOptions go;
+  go.sampling.repetition_penalty = 1.2;
+  go.max_new_tokens = 20;
+  go.stop_ids = {eos};
+  Generator g(vlm.llm(), go);
+  GenerationState s = g.start(vlm.image_prefix_from_file(image), {});
+  return tk.decode(g.run(s));
 }
 
 void run_demo(const DemoArgs& a) {
@@ -169,15 +149,17 @@ void run_demo(const DemoArgs& a) {
 
   std::fprintf(stderr, "%s", banner("5/7 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
   auto m = load_llama(checkpoint_path(po.out, "best"), "");
-  SamplerOptions so;
-  so.repetition_penalty = 1.2;
-  Rng rng(0);
   const int32_t eos = tk.token_to_id("</s>");
-  for (const char* prompt : {"Once upon a time, there was a", "Mia had a red", "The picture shows a"}) {
-    std::vector<int32_t> ids = tk.encode(prompt);
-    KVCache cache = m->model->make_cache(int64_t(ids.size()) + 48);
-    Tensor logits = m->model->forward_cached(m->model->embed(Tensor::from_i32({int64_t(ids.size())}, ids)), cache);
-    std::printf("%s%s\n", prompt, tk.decode(continue_greedy(*m->model, cache, logits, ids, 48, eos, so, rng)).c_str());
+  {
+    GenerationOptions go;
+    go.sampling.repetition_penalty = 1.2;
+    go.max_new_tokens = 48;
+    go.stop_ids = {eos};
+    Generator g(*m->model, go);
+    for (const char* prompt : {"Once upon a time, there was a", "Mia had a red", "The picture shows a"}) {
+      GenerationState s = g.start(Tensor(), tk.encode(prompt));
+      std::printf("%s%s\n", prompt, tk.decode(g.run(s)).c_str());
+    }
   }
 
   std::fprintf(stderr, "%s", banner("6/7 phase 2: align a vision tower to the decoder (projector only)").c_str());
@@ -221,7 +203,7 @@ void run_demo(const DemoArgs& a) {
     for (size_t i = 0; i < 3 && i < set.images.size(); ++i) {
       const std::string& img = set.images[set.images.size() - 1 - i];
       std::printf("%s: %s\n", fs::path(img).filename().c_str(),
-                  caption_image(vlm, tk, img, int(vc.resize), eos).c_str());  // img: the path as written
+                  caption_image(vlm, tk, img, eos).c_str());  // img: the path as written
     }
   }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();

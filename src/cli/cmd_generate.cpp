@@ -9,15 +9,24 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/inference_options.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "io/atomic_file.h"
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
-#include "model/sampler.h"
+#include "model/generator.h"
 #include "tokenizer/bpe.h"
 
 namespace tv::cli {
+
+std::string tokenizer_for(const std::string& given, const std::string& checkpoint) {
+  if (!given.empty()) return given;
+  auto f = open_tensor_file(checkpoint);
+  auto it = f->metadata().find("tokenizer");
+  return it == f->metadata().end() ? std::string() : it->second;
+}
+
 namespace {
 
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& what) {
@@ -39,14 +48,6 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& what)
   return ids;
 }
 
-// The tokenizer named on the command line, else the one recorded in the checkpoint, else none.
-std::string tokenizer_for(const std::string& given, const std::string& checkpoint) {
-  if (!given.empty()) return given;
-  auto f = open_tensor_file(checkpoint);
-  auto it = f->metadata().find("tokenizer");
-  return it == f->metadata().end() ? std::string() : it->second;
-}
-
 void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& what) {
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] >= vocab) fail(what, ": token id ", ids[i], " at position ", i, " is outside the vocabulary of ", vocab);
@@ -54,18 +55,16 @@ void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string
 
 struct GenerateArgs {
   std::string model, config, prompt, prompt_ids, tokenizer;
-  int64_t max_tokens = 100;
-  SamplerOptions sampling;
-  uint64_t seed = 0;
-  bool print_ids = false, no_cache = false;
+  GenerationOptions gen;
+  bool print_ids = false;
   int threads = 0;
   std::vector<std::string> sets;
 };
 
 void run_generate(const GenerateArgs& a) {
+  validate_generation_options(a.gen);
   set_num_threads(a.threads);
   auto m = load_llama(a.model, a.config, a.sets);
-  Llama& model = *m->model;
   std::string tok_path = tokenizer_for(a.tokenizer, a.model);
   std::unique_ptr<tok::Tokenizer> tk;
   if (!tok_path.empty()) tk = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(tok_path));
@@ -78,56 +77,32 @@ void run_generate(const GenerateArgs& a) {
     ids = tk->encode(a.prompt);
   }
   if (ids.empty()) fail("the prompt is empty");
-  const int64_t V = m->model_config.vocab_size;
-  check_ids(ids, V, "prompt");
-  int32_t eos = 2;
-  if (tk && tk->token_to_id("</s>") >= 0) eos = tk->token_to_id("</s>");
+  check_ids(ids, m->model_config.vocab_size, "prompt");
+  GenerationOptions go = a.gen;
+  go.stop_ids = {tk && tk->token_to_id("</s>") >= 0 ? tk->token_to_id("</s>") : 2};
 
-  Rng rng(a.seed);
-  std::vector<int32_t> all = ids, generated;
   auto t0 = std::chrono::steady_clock::now();
-  KVCache cache = model.make_cache(int64_t(ids.size()) + a.max_tokens);
-  Tensor logits;
-  if (!a.no_cache) logits = model.forward_cached(model.embed(Tensor::from_i32({int64_t(ids.size())}, ids)), cache);
-  std::string printed;
-  for (int64_t step = 0; step < a.max_tokens; ++step) {
-    if (a.no_cache) {  // the original's way: recompute the whole sequence for every token
-      int64_t S = int64_t(all.size());
-      Tensor full = model.forward(model.embed(Tensor::from_i32({S}, all)), 1, S, false);
-      logits = full.narrow(0, S - 1, 1).contiguous();
+  Generator g(*m->model, go);
+  GenerationState s = g.start(Tensor(), ids);
+  std::unique_ptr<TextStream> stream;
+  if (tk && !a.print_ids) stream = std::make_unique<TextStream>(*tk);
+  size_t n = 0;
+  g.run(s, [&](int32_t id) {
+    if (stream) {
+      std::fputs(stream->push(id).c_str(), stdout);
+    } else {
+      std::printf("%s%d", n ? " " : "", id);
     }
-    std::vector<float> row(logits.data<float>(), logits.data<float>() + V);
-    int32_t next = sample_next(std::move(row), all, a.sampling, rng);
-    if (next == eos) break;
-    all.push_back(next);
-    generated.push_back(next);
-    if (a.print_ids) {
-      std::printf("%s%d", generated.size() > 1 ? " " : "", next);
-      std::fflush(stdout);
-    } else if (tk) {
-      // Stream text as it becomes complete UTF-8 (a token can end inside a multi-byte character).
-      std::string text = tk->decode(generated);
-      if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0 &&
-          text.compare(text.size() >= 3 ? text.size() - 3 : 0, 3, "\xEF\xBF\xBD") != 0) {
-        std::fputs(text.c_str() + printed.size(), stdout);
-        std::fflush(stdout);
-        printed = text;
-      }
-    }
-    if (!a.no_cache && step + 1 < a.max_tokens)
-      logits = model.forward_cached(model.embed(Tensor::from_i32({1}, {next})), cache);
-  }
-  if (!a.print_ids && tk) {
-    std::string text = tk->decode(generated);
-    if (text.size() > printed.size()) std::fputs(text.c_str() + printed.size(), stdout);
-  } else if (!a.print_ids) {
-    for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? " " : "", generated[i]);
-  }
+    ++n;
+    std::fflush(stdout);
+  });
+  if (stream) std::fputs(stream->finish().c_str(), stdout);
   std::printf("\n");
   std::fflush(stdout);  // the text before the statistics on stderr
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "generate: %zu prompt + %zu new tokens in %.2f s (%.1f tok/s, %s)\n", ids.size(), generated.size(),
-               secs, secs > 0 ? double(generated.size()) / secs : 0.0, a.no_cache ? "no cache" : "KV cache");
+  std::fprintf(stderr, "generate: %zu prompt + %zu new tokens in %.2f s (%.1f tok/s, %s; stopped: %s)\n", ids.size(),
+               s.generated.size(), secs, secs > 0 ? double(s.generated.size()) / secs : 0.0,
+               go.use_cache ? "KV cache" : "no cache", stop_reason_name(s.stop));
 }
 
 struct PerplexityArgs {
@@ -179,15 +154,8 @@ void add_generate_command(CLI::App& app) {
   auto* pi = cmd->add_option("--prompt-ids", a->prompt_ids, "Prompt as space-separated token ids");
   p->excludes(pi);
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in the checkpoint)");
-  cmd->add_option("--max-tokens", a->max_tokens, "Most new tokens")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temperature", a->sampling.temperature, "0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", a->sampling.top_k, "Sample among the k most likely (0 = all)")->capture_default_str();
-  cmd->add_option("--top-p", a->sampling.top_p, "Nucleus sampling mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repetition-penalty", a->sampling.repetition_penalty, "1.2 is recommended for small models")
-      ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  add_sampling_options(cmd, a->gen);
   cmd->add_flag("--print-ids", a->print_ids, "Print token ids instead of text");
-  cmd->add_flag("--no-cache", a->no_cache, "Recompute the whole sequence per token (the original's way)");
   cmd->callback([a] {
     if (a->prompt.empty() && a->prompt_ids.empty()) fail("generate: give --prompt or --prompt-ids");
     run_generate(*a);

@@ -1,4 +1,4 @@
-// `tinyvlm inspect CKPT`: what a checkpoint holds (format, metadata, every tensor's dtype and shape),
+// `tinyvlm inspect CKPT`: what a checkpoint holds (format, kind, metadata, every tensor's dtype and shape),
 // for safetensors and torch.save files alike, without loading any weights.
 #include <CLI/CLI.hpp>
 
@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "io/tensor_source.h"
+#include "model/checkpoint.h"
 
 namespace tv::cli {
 namespace {
@@ -43,6 +44,7 @@ void run_inspect(const InspectArgs& a) {
     nlohmann::ordered_json j;
     j["path"] = a.path;
     j["format"] = f->format();
+    j["kind"] = checkpoint_kind(*f);
     j["metadata"] = f->metadata();
     j["tensors"] = nlohmann::ordered_json::array();
     for (const std::string& n : names)
@@ -53,6 +55,7 @@ void run_inspect(const InspectArgs& a) {
   }
   std::printf("%s: %s, %zu tensors%s, %lld values\n", a.path.c_str(), f->format(), names.size(),
               a.match.empty() ? "" : (" matching '" + a.match + "'").c_str(), (long long)values);
+  std::printf("  kind: %s\n", checkpoint_kind(*f).c_str());
   for (const auto& [k, v] : f->metadata()) std::printf("  metadata %s = %s\n", k.c_str(), one_line(v, 72).c_str());
   int dw = 0, sw = 0;  // column widths
   for (const std::string& n : names) {
@@ -71,7 +74,7 @@ void add_inspect_command(CLI::App& app) {
       "inspect", "List a checkpoint's tensors (dtype, shape) and metadata: safetensors or torch.save (.pt)");
   cmd->add_option("checkpoint", a->path, "The file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--match", a->match, "Only tensors whose name contains this text");
-  cmd->add_flag("--json", a->json, "One JSON object: path, format, metadata, tensors [{name, dtype, shape}], values");
+  cmd->add_flag("--json", a->json, "One JSON object: path, format, kind, metadata, tensors [{name, dtype, shape}], values");
   cmd->callback([a] { run_inspect(*a); });
 }
 

@@ -49,6 +49,30 @@ std::optional<std::string> find_decoder_prefix(const TensorSource& file) {
   return std::nullopt;
 }
 
+std::optional<std::string> find_vlm_prefix(const TensorSource& file) {
+  for (const char* p : {"", "vlm."}) {
+    const std::string s = p;
+    if (file.has(s + "llm.emb.emb.weight") && file.has(s + "vision_encoder.proj.0.weight") &&
+        file.has(s + "vision_encoder.patch_embed.weight"))
+      return s;
+  }
+  return std::nullopt;
+}
+
+std::string checkpoint_kind(const TensorSource& file) {
+  if (std::optional<std::string> p = find_vlm_prefix(file))
+    return p->empty() ? "vision-language model, phase-2 names (llm.*, vision_encoder.*: best_vlm.pt, tinyvlm align)"
+                      : "vision-language model, phase-3/4 names (vlm.*: best_instruct.pt, the DPO checkpoints)";
+  if (std::optional<std::string> p = find_decoder_prefix(file)) {
+    if (p->empty()) return "decoder (phase 1: best.pt, tinyvlm pretrain)";
+    return "decoder under " + *p + " without a complete vision tower and projector";
+  }
+  if (file.has("conv_proj.weight") && file.has("encoder.pos_embedding")) return "torchvision ViT weights";
+  if (file.has("vision_encoder.patch_embed.weight") || file.has("vlm.vision_encoder.patch_embed.weight"))
+    return "vision tower without a decoder";
+  return "unknown";
+}
+
 std::string decoder_prefix(const TensorSource& file) {
   if (std::optional<std::string> p = find_decoder_prefix(file)) return *p;
   fail(file.path(), ": no decoder weights found (expected a tensor named emb.emb.weight, llm.emb.emb.weight or "

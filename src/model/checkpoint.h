@@ -32,6 +32,15 @@ std::unique_ptr<LoadedLlama> load_llama(const std::string& checkpoint, const std
 std::optional<std::string> find_decoder_prefix(const TensorSource& file);
 std::string decoder_prefix(const TensorSource& file);
 
+// Where a checkpoint keeps a whole vision-language model (llm.*, vision_encoder.* with the projector):
+// "" (phase 2: the original's best_vlm.pt, tinyvlm's align) or "vlm." (phases 3-4: best_instruct.pt and
+// the DPO checkpoints); none otherwise.
+std::optional<std::string> find_vlm_prefix(const TensorSource& file);
+
+// What a checkpoint holds, in words: a phase-1 decoder, a phase-2 or phase-3/4 vision-language model,
+// torchvision ViT weights, or "unknown" (for inspect and the errors of the loaders).
+std::string checkpoint_kind(const TensorSource& file);
+
 // Fails, naming the file, when the checkpoint's decoder has another number of layers or of experts than
 // the config: loading would otherwise ignore the extra ones as if they were unused blocks.
 void check_decoder_layout(const TensorSource& file, const std::string& prefix, const ModelConfig& mc);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/ops.h"
+#include "data/image.h"
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
 
@@ -122,6 +123,56 @@ void VisionLanguageModel::backward(const Tensor& dlogits) {
     llm_->embed_backward(saved_ids_, dtext);
   }
   saved_ids_ = Tensor();
+}
+
+Tensor VisionLanguageModel::image_prefix(const Tensor& pixels) {
+  const VisionConfig& vc = tower_->config();
+  TV_CHECK(pixels.ndim() == 3 && pixels.size(0) == 3 && pixels.size(1) == vc.image && pixels.size(2) == vc.image,
+           "image_prefix: pixels should be [3, ", vc.image, ", ", vc.image, "], got ", pixels.describe());
+  Tensor feats = tower_->forward(pixels.contiguous().view({1, 3, vc.image, vc.image}));
+  return proj_->forward(feats.view({num_vision_tokens(), vc.hidden}), false);
+}
+
+Tensor VisionLanguageModel::image_prefix_from_file(const std::string& image_path) {
+  const VisionConfig& vc = tower_->config();
+  Tensor pixels = Tensor::empty({3, vc.image, vc.image});
+  preprocess_image_file(image_path, pixels.data<float>(), int(vc.resize), int(vc.image));
+  return image_prefix(pixels);
+}
+
+std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::string& config_path,
+                                    const std::vector<std::string>& overrides) {
+  auto out = std::make_unique<LoadedVlm>();
+  out->config = resolve_config(config_path, checkpoint, overrides);  // a given config's mistakes show first
+  std::unique_ptr<TensorSource> file = open_tensor_file(checkpoint);
+  std::optional<std::string> prefix = find_vlm_prefix(*file);
+  if (!prefix)
+    fail(checkpoint, ": not a vision-language checkpoint (expected llm.*, vision_encoder.* and the projector "
+         "vision_encoder.proj.*, or the same under vlm.", find_decoder_prefix(*file) ? "; this one holds only a decoder: "
+         "use `tinyvlm generate`" : "", ")");
+  out->file_prefix = *prefix;
+  ModelConfig mc = ModelConfig::from(out->config);
+  const VisionConfig vc = VisionConfig::from(out->config);
+  const int64_t rows = file->shape(*prefix + "llm.emb.emb.weight")[0];
+  if (rows == mc.vocab_size) {
+    mc.vocab_size -= 1;  // the config counts <image>
+  } else if (rows != mc.vocab_size + 1) {
+    fail(checkpoint, ": the embedding has ", rows, " rows but the config says vocab_size = ", mc.vocab_size,
+         " (a vision-language checkpoint has vocab_size + 1: the text vocabulary and <image>)");
+  }
+  check_decoder_layout(*file, *prefix + "llm.", mc);
+  const int64_t pos_rows = file->shape(*prefix + "vision_encoder.pos_embed").size() == 3
+                               ? file->shape(*prefix + "vision_encoder.pos_embed")[1]
+                               : -1;
+  if (pos_rows != vc.num_patches() + 1)
+    fail(checkpoint, ": the tower's position embedding has ", pos_rows, " rows but the config's tower (",
+         vc.describe(), ") expects ", vc.num_patches() + 1, " (check image_size and patch_size)");
+  out->text_config = mc;
+  out->vision_config = vc;
+  out->model = std::make_unique<VisionLanguageModel>(mc, vc, out->params);
+  out->params.set_trainable("", false);  // inference: no gradient memory
+  out->report = out->params.load(*file, *prefix);
+  return out;
 }
 
 Tensor vlm_targets(const Tensor& labels, int64_t P) {

@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -51,6 +52,11 @@ class VisionLanguageModel {
   // embedding when trainable).
   void backward(const Tensor& dlogits);
 
+  // Inference: one image (preprocessed pixels [3, image, image], or a JPEG/PNG file preprocessed as in
+  // training) through the tower and the projector -> the decoder's vision prefix [P, D].
+  Tensor image_prefix(const Tensor& pixels);
+  Tensor image_prefix_from_file(const std::string& image_path);
+
  private:
   std::string prefix_;
   int64_t text_vocab_ = 0;
@@ -61,6 +67,22 @@ class VisionLanguageModel {
   Tensor saved_ids_;
   int64_t saved_B_ = 0, saved_S_ = 0;
 };
+
+// A whole VLM for inference from a checkpoint of phase 2 (llm.*, vision_encoder.*: the original's
+// best_vlm.pt, tinyvlm's align output) or of phases 3-4 (the same under vlm.: the original's
+// best_instruct.pt, DPO checkpoints), safetensors or torch.save. The config comes from config_path, else
+// the checkpoint's metadata; its vocab_size may count <image> or not (the file decides).
+struct LoadedVlm {
+  Config config;
+  ModelConfig text_config;  // vocab_size without <image>
+  VisionConfig vision_config;
+  ParamStore params;
+  std::unique_ptr<VisionLanguageModel> model;
+  std::string file_prefix;  // "" (phase 2) or "vlm." (phases 3-4)
+  ParamStore::LoadReport report;
+};
+std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::string& config_path,
+                                    const std::vector<std::string>& overrides = {});
 
 // Targets of the assembled sequence: labels i32 [B, S] (labels[b, t] is the target of the position that
 // predicts ids[b, t]; -100 = ignored; labels[:, 0] is never used) -> targets i32 [B * (P + S - 1)].
