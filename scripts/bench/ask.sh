@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `tinyvlm ask` latency beside the PyTorch reference on the same random phase-3 checkpoint (the original's
+# naming, torch.save), same image, question and threads: time to the first token, then tokens/s. tinyvlm
+# runs with its KV cache and, like the reference, recomputing the whole sequence per token (--no-cache).
+# ROUNDS alternates the three that many times (a shared machine's load changes between runs) and prints
+# every round; both sides must give the same greedy tokens.
+#   bash scripts/bench/ask.sh [ROUNDS=3] [THREADS=all cores] [MAX_TOKENS=32]
+# TINYVLM_BIN selects the binary (default build/tinyvlm); the model is written once under
+# ${ASK_BENCH_DIR:-/tmp/tinyvlm_ask_bench}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+threads=${2:-$(nproc)}
+max_tokens=${3:-32}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got '$rounds'" >&2; exit 1; }
+bin=${TINYVLM_BIN:-build/tinyvlm}
+[ -x "$bin" ] || { echo "no tinyvlm binary at $bin (build first, or set TINYVLM_BIN)" >&2; exit 1; }
+dir=${ASK_BENCH_DIR:-/tmp/tinyvlm_ask_bench}
+[ -f "$dir/tokenizer.json" ] || python3 scripts/bench/ask_peer.py --make "$dir"
+fix=tests/fixtures/torch
+q="What colour is the shape?"
+echo "== ask: decoder d_model 256, 4 layers, 8 experts, vocab 8192; ViT 224/16 6 layers 192 hidden (196 vision tokens);"
+echo "   $threads threads, at most $max_tokens new tokens, greedy"
+ours() {  # prints: first_ms tok_per_s ids...
+  local out
+  out=$("$bin" ask --model "$dir/instruct.pt" --config "$dir/config.toml" --tokenizer "$dir/tokenizer.json" \
+    --image $fix/ask_image.png --prompt "$q" --max-tokens "$max_tokens" --print-ids --threads "$threads" "$@" 2>&1)
+  local first rate
+  first=$(sed -n 's/.*first token at \([0-9.]*\) ms.*/\1/p' <<<"$out")
+  rate=$(sed -n 's/.*then \([0-9.]*\) tok\/s.*/\1/p' <<<"$out")
+  echo "$first $rate $(head -n1 <<<"$out")"
+}
+for r in $(seq 1 "$rounds"); do
+  a=$(ours)
+  b=$(ours --no-cache)
+  p=$(python3 scripts/bench/ask_peer.py --run "$dir" --threads "$threads" --max-tokens "$max_tokens" --question "$q")
+  pf=$(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(f"{j["first_token_ms"]:.1f} {j["tokens_per_s"]:.1f} " + " ".join(map(str, j["ids"])))' "$p")
+  read -r af ar aids <<<"$(awk '{f=$1; t=$2; $1=$2=""; print f, t, $0}' <<<"$a")"
+  read -r bf br _ <<<"$b"
+  read -r pff pr pids <<<"$pf"
+  same=$([ "$(echo $aids)" = "$(echo $pids)" ] && echo "same tokens" || echo "TOKENS DIFFER")
+  echo "round $r: first token  tinyvlm $af ms (no cache $bf ms)  pytorch $pff ms  | then tokens/s  tinyvlm $ar" \
+       "(no cache $br)  pytorch $pr  | $same"
+done
