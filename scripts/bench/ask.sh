@@ -33,9 +33,8 @@ ours() {  # prints: first_ms tok_per_s ids...
 for r in $(seq 1 "$rounds"); do
   a=$(ours)
   b=$(ours --no-cache)
-  p=$(python3 scripts/bench/ask_peer.py --run "$dir" --threads "$threads" --max-tokens "$max_tokens" --question "$q")
-  pf=$(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(f"{j["first_token_ms"]:.1f} {j["tokens_per_s"]:.1f} " + " ".join(map(str, j["ids"])))' "$p")
-  read -r af ar aids <<<"$(awk '{f=$1; t=$2; $1=$2=""; print f, t, $0}' <<<"$a")"
+  pf=$(python3 scripts/bench/ask_peer.py --run "$dir" --threads "$threads" --max-tokens "$max_tokens" --question "$q" --plain)
+  read -r af ar aids <<<"$a"
   read -r bf br _ <<<"$b"
   read -r pff pr pids <<<"$pf"
   same=$([ "$(echo $aids)" = "$(echo $pids)" ] && echo "same tokens" || echo "TOKENS DIFFER")

@@ -12,8 +12,9 @@ as the original's phase 3 saves best_instruct.pt (model_state_dict under vlm.), 
 the original's keys, and a byte-level BPE tokenizer of 8192 tokens with <image> at 8192. The image is
 tests/fixtures/torch/ask_image.png (resized to 256, cropped to 224 as in training).
 
---run prints one JSON line: first_token_ms (image preprocessing, tower, projector, prefill and the
-first argmax), tokens_per_s after the first token, the answer's token ids.
+--run prints one JSON line (with --plain: the three fields separated by spaces): first_token_ms (image
+preprocessing, tower, projector, prefill and the first argmax), tokens_per_s after the first token, the
+answer's token ids.
 """
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def make(d: Path):
     print(f"wrote {d / 'instruct.pt'}, {d / 'config.toml'} and {d / 'tokenizer.json'}", file=sys.stderr)
 
 
-def run(d: Path, threads: int, max_tokens: int, question: str):
+def run(d: Path, threads: int, max_tokens: int, question: str, plain: bool):
     from PIL import Image
     from tokenizers import Tokenizer
     import torchvision.transforms as T
@@ -151,9 +152,12 @@ def run(d: Path, threads: int, max_tokens: int, question: str):
             new.append(nxt)
         t_end = time.perf_counter()
     rest = t_end - t_first
-    print(json.dumps({"impl": "pytorch", "threads": threads, "first_token_ms": 1e3 * (t_first - t0),
-                      "new_tokens": len(new), "tokens_per_s": (len(new) - 1) / rest if len(new) > 1 and rest > 0 else 0,
-                      "ids": new}))
+    j = {"impl": "pytorch", "threads": threads, "first_token_ms": 1e3 * (t_first - t0), "new_tokens": len(new),
+         "tokens_per_s": (len(new) - 1) / rest if len(new) > 1 and rest > 0 else 0, "ids": new}
+    if plain:
+        print(f"{j['first_token_ms']:.1f} {j['tokens_per_s']:.1f} " + " ".join(map(str, new)))
+    else:
+        print(json.dumps(j))
 
 
 def main():
@@ -163,11 +167,12 @@ def main():
     ap.add_argument("--threads", "-t", type=int, default=os.cpu_count())
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--question", default="What colour is the shape?")
+    ap.add_argument("--plain", action="store_true", help="print 'first_token_ms tokens_per_s ids...' instead of JSON")
     a = ap.parse_args()
     if a.make:
         make(a.make)
     if a.run:
-        run(a.run, a.threads, a.max_tokens, a.question)
+        run(a.run, a.threads, a.max_tokens, a.question, a.plain)
 
 
 if __name__ == "__main__":
