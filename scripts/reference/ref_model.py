@@ -454,6 +454,32 @@ def greedy_generate(model: Decoder, prompt: torch.Tensor, max_new_tokens: int, e
     return ids
 
 
+@torch.no_grad()
+def vlm_generate(vlm: "VisionLanguageModel", pixels: torch.Tensor, ids: list[int], max_new_tokens: int,
+                 eos_id: int | None = EOS_ID, repetition_penalty: float = 1.0):
+    """Greedy answer of a vision-language model the original's way: the whole sequence (tower included)
+    recomputed for every new token. ids = [<image>] + prompt ids; the repetition penalty follows
+    HuggingFace (positive logits divided, negative multiplied) over the text ids so far (ids[1:]).
+    Returns (new ids, the smallest gap between the two best logits over the steps, first-step logits)."""
+    ids = list(ids)
+    new, gaps, first = [], [], None
+    for _ in range(max_new_tokens):
+        logits = vlm(pixels, torch.tensor([ids]))[0, -1].double()
+        if first is None:
+            first = logits.clone()
+        if repetition_penalty != 1.0:
+            for t in set(ids[1:]):
+                logits[t] = logits[t] / repetition_penalty if logits[t] > 0 else logits[t] * repetition_penalty
+        top = torch.topk(logits, 2).values
+        gaps.append(float(top[0] - top[1]))
+        nxt = int(logits.argmax())
+        if eos_id is not None and nxt == eos_id:
+            break
+        ids.append(nxt)
+        new.append(nxt)
+    return new, min(gaps), first
+
+
 # --------------------------------------------------------------------------- vision (phase 2)
 
 
