@@ -96,6 +96,10 @@ TEST(CliChat, PipedConversation) {
   // Five answers, one line each on stdout.
   Result o = run("chat" + kModel + " --max-tokens 8 < " + input, false);
   EXPECT_EQ(std::count(o.out.begin(), o.out.end(), '\n'), 5) << o.out;
+  // The cache kept between turns (and rebuilt when old exchanges are dropped) changes nothing: the
+  // whole conversation recomputed for every token answers the same.
+  Result nc = run("chat" + kModel + " --max-tokens 8 --no-cache < " + input, false);
+  EXPECT_EQ(nc.out, o.out);
   // The first answer is the reference's greedy answer to the same question, cut at 8 tokens.
   const std::vector<int32_t> greedy = expected_greedy();
   const tok::Tokenizer tk = tok::Tokenizer::load(kDir + "ask_tokenizer.json");
