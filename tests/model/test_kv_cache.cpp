@@ -121,11 +121,23 @@ TEST(LogitRows, SelectedRowsEqualFullProjectionAndGradients) {
   params.zero_grad();
   Tensor sel = model.forward(x0, B, S, true, &rows);
   ASSERT_EQ(sel.shape(), (Shape{5, V}));
+  // Each result within 1e-6 of its tensor's largest value: the projection of 5 rows and of 18 may block
+  // the products differently, a few ulps apart on one AVX-512 CPU (gradients 2.9e-6 apart at a scale of
+  // 9.4) and identical on another.
+  auto tol = [](const Tensor& t) {
+    float scale = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) scale = std::max(scale, std::fabs(t.data<float>()[i]));
+    return 1e-6 * std::max(1.0f, scale);
+  };
+  const double logit_tol = tol(full);
   for (int64_t i = 0; i < 5; ++i)
     for (int64_t v = 0; v < V; ++v)
-      EXPECT_FLOAT_EQ(sel.data<float>()[i * V + v], full.data<float>()[rows.data<int32_t>()[i] * V + v]);
+      EXPECT_NEAR(sel.data<float>()[i * V + v], full.data<float>()[rows.data<int32_t>()[i] * V + v], logit_tol);
   Tensor dx_sel = model.backward(dsel, 0.0, true);
-  EXPECT_LE(max_abs_diff(dx_sel, dx_full), 1e-6);
+  EXPECT_LE(max_abs_diff(dx_sel, dx_full), tol(dx_full));
   size_t k = 0;
-  for (Param& p : params.all()) EXPECT_LE(max_abs_diff(*p.grad_or_null(), g_full[k++]), 1e-6) << p.name;
+  for (Param& p : params.all()) {
+    EXPECT_LE(max_abs_diff(*p.grad_or_null(), g_full[k]), tol(g_full[k])) << p.name;
+    ++k;
+  }
 }
