@@ -44,7 +44,7 @@ std::vector<NamedTensor> AdamW::state_tensors() const {
   return out;
 }
 
-void AdamW::load_state(const SafetensorsFile& f, ParamStore& params) {
+void AdamW::load_state(const TensorSource& f, ParamStore& params) {
   m.clear();
   v.clear();
   steps.clear();

@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "core/ops.h"
-#include "io/safetensors.h"
+#include "core/named_tensor.h"
+#include "io/safetensors.h"  // the state files it writes and reads
+#include "io/tensor_source.h"
 #include "model/params.h"
 
 namespace tv {
@@ -29,7 +31,7 @@ struct AdamW {
   // Moments and counts as named tensors ("adam_m.<name>", "adam_v.<name>", "adam_t.<name>") for the
   // trainer-state file, and back.
   std::vector<NamedTensor> state_tensors() const;
-  void load_state(const SafetensorsFile& f, ParamStore& params);
+  void load_state(const TensorSource& f, ParamStore& params);  // a state file of any format
 };
 
 }  // namespace tv

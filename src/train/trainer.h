@@ -23,6 +23,9 @@ struct StepStats {
 struct TrainTask {
   // Forward + backward of the next micro-batch, accumulating into the parameter gradients.
   std::function<StepStats()> micro_step;
+  // Steps the data past the next micro-batch without computing it (another rank of a data-parallel run
+  // does); needed only on several ranks (train/data_parallel.h).
+  std::function<void()> skip_micro;
   // Validation metrics on held-out data; must contain TrainLoopConfig::best_metric.
   std::function<std::map<std::string, double>()> validate;
   // The data position (and any sampling RNG) as a string, for resume.

@@ -1,0 +1,149 @@
+// Data parallelism over MPI (docs/distributed.md), end to end through the CLI: a 2-rank job
+// (`mpirun -np 2`, one thread per rank) gives the losses and the final weights of the same run on one
+// process bit for bit, and a 2-rank run stopped and resumed equals the uninterrupted one bit for bit.
+// CI installs OpenMPI (scripts/install_deps.sh); without mpirun these tests fail and say so.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/demo_corpus.h"
+#include "io/atomic_file.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kConfig = R"(vocab_size = 320
+d_model = 32
+n_heads = 4
+n_kv_heads = 2
+n_layers = 2
+max_seq_len = 16
+num_experts = 4
+num_experts_per_tok = 2
+d_expert = 24
+d_ff_standard = 40
+rope_layers_ratio = 0.5
+rope_theta = 10000
+chunk_size = 6
+batch_size = 2
+grad_accum = 2
+lr = 1e-2
+warmup_steps = 3
+val_every = 10
+val_batches = 2
+shuffle = true
+log_interval = 100
+)";
+
+struct RunDir {
+  fs::path dir;
+  std::string config, tokenizer, text;
+  RunDir() {
+    dir = fs::temp_directory_path() / ("tinyvlm_dist_" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::vector<std::string> docs = tv::demo_documents(200, 11);
+    std::vector<std::string_view> views(docs.begin(), docs.end());
+    tv::tok::TrainOptions opt;
+    opt.vocab_size = 300;
+    tv::tok::Tokenizer tk = tv::tok::train_bpe(views, opt);
+    tokenizer = (dir / "tok.json").string();
+    tk.save(tokenizer);
+    text = (dir / "corpus.jsonl").string();
+    std::string jsonl;
+    for (const auto& d : docs) jsonl += nlohmann::json{{"text", d}}.dump() + "\n";
+    tv::write_file_atomic(text, jsonl);
+    config = (dir / "config.toml").string();
+    tv::write_file_atomic(config, kConfig);
+  }
+  ~RunDir() { fs::remove_all(dir); }
+
+  // `ranks` 0: a plain process, no mpirun.
+  int pretrain(int ranks, const std::string& run, const std::string& extra, std::string* log = nullptr) const {
+    std::string cmd;
+    if (ranks > 0)
+      cmd = "mpirun --oversubscribe --allow-run-as-root -np " + std::to_string(ranks) + " -x OMP_NUM_THREADS=1 ";
+    cmd += std::string(TV_TINYVLM_BIN) + " pretrain --config " + config + " --data " + text + " --tokenizer " +
+           tokenizer + " --out " + (dir / run).string() + " --threads 1 " + extra + " > " +
+           (dir / (run + ".log")).string() + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    if (log) {
+      std::ifstream in(dir / (run + ".log"));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      *log = ss.str();
+    }
+    return rc;
+  }
+  std::map<int64_t, double> losses(const std::string& run) const {
+    std::map<int64_t, double> out;
+    std::ifstream in(dir / run / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("split", "") == "train") out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    }
+    return out;
+  }
+  std::string bytes(const std::string& run, const std::string& file) const {
+    std::ifstream in(dir / run / file, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+};
+
+bool have_mpirun() { return std::system("command -v mpirun > /dev/null 2>&1") == 0; }
+
+}  // namespace
+
+TEST(Distributed, TwoRanksGiveTheLossesAndWeightsOfOneBitForBit) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  ASSERT_EQ(s.pretrain(0, "one", "--steps 20"), 0);
+  ASSERT_EQ(s.pretrain(2, "two", "--steps 20", &log), 0) << log;
+  EXPECT_NE(log.find("2 ranks"), std::string::npos) << log;
+  auto a = s.losses("one"), b = s.losses("two");
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u) << "rank 0 alone writes the metrics, once per step";
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  EXPECT_LT(a.at(20), a.at(1)) << "the loss should fall";
+  // The final weights: the same file, byte for byte.
+  const std::string w1 = s.bytes("one", "last.safetensors"), w2 = s.bytes("two", "last.safetensors");
+  ASSERT_FALSE(w1.empty());
+  EXPECT_TRUE(w1 == w2) << "the weights of the 2-rank run differ from the 1-process run";
+}
+
+TEST(Distributed, TwoRankRunStoppedAndResumedEqualsUninterrupted) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  ASSERT_EQ(s.pretrain(2, "full", "--steps 12", &log), 0) << log;
+  ASSERT_EQ(s.pretrain(2, "part", "--steps 12 --stop-after 5", &log), 0) << log;
+  EXPECT_EQ(s.losses("part").size(), 5u);
+  ASSERT_EQ(s.pretrain(2, "part", "--steps 12 --resume", &log), 0) << log;
+  auto a = s.losses("full"), b = s.losses("part");
+  ASSERT_EQ(a.size(), 12u);
+  ASSERT_EQ(b.size(), 12u);
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  EXPECT_TRUE(s.bytes("full", "last.safetensors") == s.bytes("part", "last.safetensors"));
+}
+
+TEST(Distributed, AGlobalBatchThatDoesNotSplitIntoWholeMicroBatchesIsRefused) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  EXPECT_NE(s.pretrain(2, "odd", "--steps 2 --set grad_accum=3", &log), 0);
+  EXPECT_NE(log.find("grad_accum = 3 is not a multiple of the 2 ranks"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(s.dir / "odd" / "last.safetensors"));
+}
