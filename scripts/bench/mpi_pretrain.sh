@@ -48,10 +48,10 @@ run() {  # $1 name, $2 threads per rank, rest: launcher
   local name=$1 threads=$2; shift 2
   local t0 t1
   "$@" "$BIN" pretrain --config "$work/config.toml" --data "$work/corpus.jsonl" --tokenizer "$work/tok.json" \
-    --out "$work/$name" --threads "$threads" --steps "$WARMUP" --quiet >/dev/null 2>&1
+    --out "$work/$name" --threads "$threads" --steps "$WARMUP" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   t0=$(date +%s.%N)
   "$@" "$BIN" pretrain --config "$work/config.toml" --data "$work/corpus.jsonl" --tokenizer "$work/tok.json" \
-    --out "$work/$name" --threads "$threads" --steps "$STEPS" --resume --quiet >/dev/null 2>&1
+    --out "$work/$name" --threads "$threads" --steps "$STEPS" --resume >/dev/null 2>&1
   t1=$(date +%s.%N)
   python3 - "$work/$name/metrics.jsonl" "$t0" "$t1" "$WARMUP" "$STEPS" <<'PY'
 import json, sys
