@@ -1,5 +1,6 @@
 #include "train/data_parallel.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -140,6 +141,83 @@ void broadcast_params(ParamStore& params) {
              " is not a contiguous host tensor");
     dist::broadcast(p.value.raw(), int64_t(p.value.nbytes()), 0);
   }
+}
+
+ZeroPlan zero_plan(ParamStore& params) {
+  ZeroPlan plan;
+  const int64_t N = dist::world_size();
+  const int64_t total = params.count(true);
+  int64_t before = 0;
+  for (const Param& p : params.all()) {
+    if (!p.trainable) {
+      plan.owner.push_back(-1);
+      continue;
+    }
+    // The rank whose share of the total holds this parameter's first element.
+    plan.owner.push_back(total > 0 ? int(std::min<int64_t>(N - 1, before * N / total)) : 0);
+    before += p.value.numel();
+  }
+  return plan;
+}
+
+void zero_shard(AdamW& opt, ParamStore& params, const ZeroPlan& plan) {
+  opt.only.clear();
+  size_t i = 0;
+  for (const Param& p : params.all()) {
+    const int o = plan.owner[i++];
+    if (o < 0) continue;
+    if (o == dist::rank()) {
+      opt.only.push_back(p.name);
+    } else {
+      opt.m.erase(p.name);
+      opt.v.erase(p.name);
+      opt.steps.erase(p.name);
+    }
+  }
+  std::sort(opt.only.begin(), opt.only.end());
+  // A rank that owns nothing (more ranks than parameters) must still update nothing.
+  if (opt.only.empty()) opt.only.push_back(std::string("\x01no parameter"));
+}
+
+void zero_share_params(ParamStore& params, const ZeroPlan& plan) {
+  TV_PROFILE("zero_share_params");
+  size_t i = 0;
+  for (Param& p : params.all()) {
+    const int o = plan.owner[i++];
+    if (o < 0 || !p.has_grad) continue;  // has_grad is agreed across ranks: the same list everywhere
+    dist::broadcast(p.value.raw(), int64_t(p.value.nbytes()), o);
+  }
+}
+
+AdamW zero_gather_state(const AdamW& opt, ParamStore& params, const ZeroPlan& plan) {
+  AdamW full = opt;
+  full.only.clear();
+  size_t i = 0;
+  for (Param& p : params.all()) {
+    const int o = plan.owner[i++];
+    if (o < 0) continue;
+    int64_t header[2] = {0, 0};  // has moments, update count
+    if (o == dist::rank() && opt.m.count(p.name)) {
+      header[0] = 1;
+      header[1] = opt.steps.at(p.name);
+    }
+    dist::broadcast(header, sizeof header, o);
+    if (!header[0]) continue;
+    if (o != dist::rank()) {
+      full.m[p.name] = Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device());
+      full.v[p.name] = Tensor::zeros(p.value.shape(), p.value.dtype(), p.value.device());
+      full.steps[p.name] = header[1];
+    }
+    dist::broadcast(full.m.at(p.name).raw(), int64_t(p.value.nbytes()), o);
+    dist::broadcast(full.v.at(p.name).raw(), int64_t(p.value.nbytes()), o);
+  }
+  return full;
+}
+
+bool agree_with_rank0(bool flag) {
+  uint8_t b = flag ? 1 : 0;
+  dist::broadcast(&b, 1, 0);
+  return b != 0;
 }
 
 }  // namespace tv

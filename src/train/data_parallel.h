@@ -6,6 +6,7 @@
 // one whenever grad_accum / N and N are powers of two (and the same results to rounding otherwise).
 #pragma once
 #include "model/params.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 
 namespace tv {
@@ -22,6 +23,23 @@ GlobalBatch accumulate_global_batch(ParamStore& params, TrainTask& task, int64_t
 
 // Every rank takes rank 0's parameter values (a no-op on one rank).
 void broadcast_params(ParamStore& params);
+
+// ZeRO-1: the trainable parameters split, in registration order, into one contiguous run per rank of
+// about equal size; each rank keeps AdamW moments for its run alone and updates only those parameters,
+// then every updated parameter is shared from its owner. The updates are the same arithmetic on the same
+// reduced gradients, so a ZeRO-1 run gives the bits of a plain one.
+struct ZeroPlan {
+  std::vector<int> owner;  // per entry of params.all(): the owning rank, -1 if frozen
+};
+ZeroPlan zero_plan(ParamStore& params);
+// Shards `opt` for this rank: its moments for other ranks' parameters are dropped, AdamW::only set.
+void zero_shard(AdamW& opt, ParamStore& params, const ZeroPlan& plan);
+// After AdamW::apply: every parameter that got a gradient takes its owner's new value.
+void zero_share_params(ParamStore& params, const ZeroPlan& plan);
+// The whole optimizer state (every rank's moments) on every rank, for a checkpoint.
+AdamW zero_gather_state(const AdamW& opt, ParamStore& params, const ZeroPlan& plan);
+// Rank 0's value of a flag, on every rank.
+bool agree_with_rank0(bool flag);
 
 // Fails unless grad_accum is a multiple of the rank count and the task can skip other ranks' batches.
 void check_data_parallel(const TrainTask& task, int64_t grad_accum, const std::string& phase);

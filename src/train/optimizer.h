@@ -28,6 +28,9 @@ struct AdamW {
   // with the given learning rate.
   // grad_scale: every gradient is used multiplied by it (the clipping coefficient), see ops::AdamWParams.
   void apply(ParamStore& params, double lr, double grad_scale = 1.0);
+  // Non-empty: apply() updates only the parameters of this list (the ones this rank owns under ZeRO-1)
+  // and keeps moments for them alone.
+  std::vector<std::string> only;
   // Moments and counts as named tensors ("adam_m.<name>", "adam_v.<name>", "adam_t.<name>") for the
   // trainer-state file, and back.
   std::vector<NamedTensor> state_tensors() const;

@@ -72,13 +72,19 @@ void save_checkpoint(const std::string& dir, const std::string& name, const Para
 // compute their share of each batch and take part in the reductions.
 bool is_writer() { return dist::rank() == 0; }
 
-void start_data_parallel(ParamStore& params, const TrainLoopConfig& cfg, const TrainTask& task) {
+// Returns the ZeRO-1 plan (empty unless cfg.zero on several ranks) and shards the optimizer by it.
+ZeroPlan start_data_parallel(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, const TrainTask& task) {
   check_data_parallel(task, cfg.grad_accum, cfg.phase);
-  if (!dist::distributed()) return;
+  if (!dist::distributed()) return {};
   broadcast_params(params);  // identical starting points even if an initialiser differed between ranks
   if (!cfg.quiet && is_writer())
-    std::fprintf(stderr, "%s: %d ranks, %lld micro-batch(es) of each step per rank\n", cfg.phase.c_str(),
-                 dist::world_size(), (long long)(cfg.grad_accum / dist::world_size()));
+    std::fprintf(stderr, "%s: %d ranks, %lld micro-batch(es) of each step per rank%s\n", cfg.phase.c_str(),
+                 dist::world_size(), (long long)(cfg.grad_accum / dist::world_size()),
+                 cfg.zero ? ", AdamW moments sharded (ZeRO-1)" : "");
+  if (!cfg.zero) return {};
+  ZeroPlan plan = zero_plan(params);
+  zero_shard(opt, params, plan);
+  return plan;
 }
 
 // Every rank leaves together: no rank exits (and ends the job) while rank 0 is still writing the last
@@ -102,6 +108,8 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   if (lc.grad_accum < 1) fail(cfg.source(), ": ", prefix, "grad_accum must be at least 1, got ", lc.grad_accum);
   if (lc.log_every < 1) fail(cfg.source(), ": ", prefix, "log_interval must be at least 1, got ", lc.log_every);
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
+  lc.zero = int(cfg.get_int("zero", 0));
+  if (lc.zero != 0 && lc.zero != 1) fail(cfg.source(), ": zero must be 0 or 1 (ZeRO-1), got ", lc.zero);
   lc.matmul_precision =
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
   return lc;
@@ -145,7 +153,8 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     if (!quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
   }
 
-  start_data_parallel(params, cfg, task);
+  const ZeroPlan zero = start_data_parallel(params, opt, cfg, task);
+  const bool zero_on = !zero.owner.empty();
   const std::string metrics_path = writer ? (fs::path(cfg.out_dir) / "metrics.jsonl").string() : "/dev/null";
   if (writer && cfg.resume && fs::exists(metrics_path)) {
     // Drop what was logged after the checkpoint we resume from: those steps are about to be redone.
@@ -213,6 +222,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     const double gnorm = ops::grad_norm(params.grads());
     double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
     opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
+    if (zero_on) zero_share_params(params, zero);
     ++st.step;
     tokens_since += sum.tokens;
     ++steps_since;
@@ -246,15 +256,19 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     bool validate_now = cfg.val_every > 0 && (st.step % cfg.val_every == 0 || last_step);
     bool improved = validate_now && run_validation();
     st.data = task.data_state();
+    if (zero_on) improved = agree_with_rank0(improved);  // every rank takes part in gathering the state
+    const bool periodic = cfg.save_every > 0 && st.step % cfg.save_every == 0;
+    AdamW gathered;
+    const AdamW& state =
+        zero_on && (improved || periodic || validate_now || last_step) ? (gathered = zero_gather_state(opt, params, zero)) : opt;
     if (improved) {
       st.best = st.last_val;
       st.has_best = true;
-      save_checkpoint(cfg.out_dir, "best", params, opt, cfg, st);
+      if (writer) save_checkpoint(cfg.out_dir, "best", params, state, cfg, st);
     }
-    if (writer && cfg.save_every > 0 && st.step % cfg.save_every == 0)
-      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, opt, cfg, st);
-    if (writer && (validate_now || last_step || (cfg.save_every > 0 && st.step % cfg.save_every == 0)))
-      save_checkpoint(cfg.out_dir, "last", params, opt, cfg, st);
+    if (writer && periodic)
+      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, state, cfg, st);
+    if (writer && (validate_now || last_step || periodic)) save_checkpoint(cfg.out_dir, "last", params, state, cfg, st);
   }
   if (tty && !quiet) std::fprintf(stderr, "\n");
   finish_data_parallel();

@@ -48,6 +48,7 @@ struct TrainLoopConfig {
   std::map<std::string, std::string> metadata;  // stored in every checkpoint (config, tokenizer, phase)
   bool quiet = false;
   MatmulPrecision matmul_precision = MatmulPrecision::F32;  // for the whole run, validation included
+  int zero = 0;  // 1: AdamW moments sharded across the ranks of a data-parallel run (ZeRO-1)
 };
 
 struct TrainResult {
@@ -71,7 +72,7 @@ struct RunOptions {
 // resume and quiet, the config in the checkpoints' metadata, and the keys read from the phase's own
 // config prefix ("" for phase 1, "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10),
 // <prefix>save_interval (0), and matmul_precision ("fp32" or "bf16", unprefixed: one setting for every
-// phase). The phase sets its schedule (steps, warmup, lr, clipping, validation interval) itself.
+// phase), zero (0 or 1, unprefixed). The phase sets its schedule (steps, warmup, lr, clipping, validation interval) itself.
 TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, const Config& cfg,
                             const std::string& prefix);
 

@@ -147,3 +147,29 @@ TEST(Distributed, AGlobalBatchThatDoesNotSplitIntoWholeMicroBatchesIsRefused) {
   EXPECT_NE(log.find("grad_accum = 3 is not a multiple of the 2 ranks"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(s.dir / "odd" / "last.safetensors"));
 }
+
+// ZeRO-1: the moments sharded across the ranks give the same losses, the same weights and, gathered for
+// the checkpoint, the same optimizer state file as the plain 2-rank run; a sharded run resumes exactly.
+TEST(Distributed, ZeroOneEqualsPlainAndResumes) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  ASSERT_EQ(s.pretrain(2, "plain", "--steps 12", &log), 0) << log;
+  ASSERT_EQ(s.pretrain(2, "zero", "--steps 12 --zero 1", &log), 0) << log;
+  EXPECT_NE(log.find("ZeRO-1"), std::string::npos) << log;
+  auto a = s.losses("plain"), b = s.losses("zero");
+  ASSERT_EQ(a.size(), 12u);
+  ASSERT_EQ(b.size(), 12u);
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  // The state file holds the weights and the moments (the model file differs: its metadata records the
+  // config, zero = 1 included).
+  EXPECT_TRUE(s.bytes("plain", "last.state.safetensors") == s.bytes("zero", "last.state.safetensors"))
+      << "the weights or the gathered moments differ from the plain run's";
+
+  ASSERT_EQ(s.pretrain(2, "zpart", "--steps 12 --zero 1 --stop-after 5", &log), 0) << log;
+  ASSERT_EQ(s.pretrain(2, "zpart", "--steps 12 --zero 1 --resume", &log), 0) << log;
+  auto c = s.losses("zpart");
+  ASSERT_EQ(c.size(), 12u);
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, c.at(step)) << "step " << step;
+  EXPECT_TRUE(s.bytes("plain", "last.state.safetensors") == s.bytes("zpart", "last.state.safetensors"));
+}
