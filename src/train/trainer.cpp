@@ -258,9 +258,11 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     st.data = task.data_state();
     if (zero_on) improved = agree_with_rank0(improved);  // every rank takes part in gathering the state
     const bool periodic = cfg.save_every > 0 && st.step % cfg.save_every == 0;
+    const bool saving = improved || periodic || validate_now || last_step;
+    // A checkpoint may only cover steps whose metrics are on disk: a run killed after it resumes past them.
+    if (saving) metrics.flush();
     AdamW gathered;
-    const AdamW& state =
-        zero_on && (improved || periodic || validate_now || last_step) ? (gathered = zero_gather_state(opt, params, zero)) : opt;
+    const AdamW& state = zero_on && saving ? (gathered = zero_gather_state(opt, params, zero)) : opt;
     if (improved) {
       st.best = st.last_val;
       st.has_best = true;

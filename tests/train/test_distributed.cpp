@@ -3,7 +3,13 @@
 // process bit for bit, and a 2-rank run stopped and resumed equals the uninterrupted one bit for bit.
 // CI installs OpenMPI (scripts/install_deps.sh); without mpirun these tests fail and say so.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +23,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/trainer.h"
 
+extern char** environ;
 namespace fs = std::filesystem;
 
 namespace {
@@ -172,4 +179,58 @@ TEST(Distributed, ZeroOneEqualsPlainAndResumes) {
   ASSERT_EQ(c.size(), 12u);
   for (auto& [step, loss] : a) EXPECT_EQ(loss, c.at(step)) << "step " << step;
   EXPECT_TRUE(s.bytes("plain", "last.state.safetensors") == s.bytes("zpart", "last.state.safetensors"));
+}
+
+// A rank killed mid-run (SIGKILL) ends the whole job, not a hang; the last checkpoint stays loadable,
+// and the run resumed from it on 2 ranks equals the uninterrupted 2-rank run bit for bit.
+TEST(Distributed, KilledRankEndsTheJobAndTheRunResumesBitForBit) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  const std::string steps = "80";
+  ASSERT_EQ(s.pretrain(2, "ref", "--steps " + steps + " --set save_interval=1 --set val_every=0", &log), 0) << log;
+
+  const std::string out = (s.dir / "killed").string();
+  std::vector<std::string> args = {"/bin/sh", "-c",
+                                   "exec mpirun --oversubscribe --allow-run-as-root -np 2 -x OMP_NUM_THREADS=1 " +
+                                       std::string(TV_TINYVLM_BIN) + " pretrain --config " + s.config + " --data " +
+                                       s.text + " --tokenizer " + s.tokenizer + " --out " + out +
+                                       " --threads 1 --steps " + steps +
+                                       " --set save_interval=1 --set val_every=0 > " + out + ".log 2>&1"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t mpirun;
+  ASSERT_EQ(posix_spawn(&mpirun, "/bin/sh", nullptr, nullptr, argv.data(), environ), 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (s.losses("killed").size() < 10 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Kill one rank: a child of mpirun.
+  const std::string find = "pgrep -P " + std::to_string(mpirun) + " -n > " + out + ".pid";
+  ASSERT_EQ(std::system(find.c_str()), 0) << "no rank process found under mpirun";
+  std::ifstream pid_in(out + ".pid");
+  pid_t rank_pid = 0;
+  pid_in >> rank_pid;
+  ASSERT_GT(rank_pid, 0);
+  ASSERT_EQ(kill(rank_pid, SIGKILL), 0);
+  // The job must end on its own, promptly.
+  int status = 0;
+  pid_t done = 0;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((done = waitpid(mpirun, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) {
+    kill(mpirun, SIGKILL);
+    waitpid(mpirun, &status, 0);
+    FAIL() << "the job hung after a rank was killed";
+  }
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the job reported success after losing a rank";
+  ASSERT_LT(s.losses("killed").size(), std::stoul(steps)) << "the run finished before a rank could be killed";
+
+  ASSERT_EQ(s.pretrain(2, "killed", "--steps " + steps + " --set save_interval=1 --set val_every=0 --resume", &log), 0)
+      << log;
+  auto a = s.losses("ref"), b = s.losses("killed");
+  ASSERT_EQ(b.size(), a.size());
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  EXPECT_TRUE(s.bytes("ref", "last.safetensors") == s.bytes("killed", "last.safetensors"));
 }
