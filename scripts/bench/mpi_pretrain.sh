@@ -18,23 +18,25 @@ import json, random, sys
 random.seed(1)
 words = "the a model learns from text and images with experts routing tokens in layers of attention".split()
 with open(sys.argv[1] + "/corpus.jsonl", "w") as f:
-    for _ in range(4000):
+    for _ in range(8000):
         f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(60))}) + "\n")
 PY
+# The model of `tinyvlm bench train` (the original's phase-1 shape): 8 x 256 tokens per step, here as
+# 2 micro-batches of 4 so that 2 ranks each run one.
 cat > "$work/config.toml" <<'TOML'
-vocab_size = 512
-d_model = 128
-n_heads = 4
-n_kv_heads = 2
+vocab_size = 8192
+d_model = 256
+n_heads = 8
+n_kv_heads = 4
 n_layers = 4
-max_seq_len = 128
-num_experts = 4
+max_seq_len = 256
+num_experts = 8
 num_experts_per_tok = 2
 d_expert = 256
 d_ff_standard = 512
 rope_layers_ratio = 0.75
 rope_theta = 10000
-chunk_size = 32
+chunk_size = 64
 batch_size = 4
 grad_accum = 2
 lr = 1e-3
@@ -58,9 +60,10 @@ import json, sys
 path, t0, t1, warm, steps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rows = [json.loads(l) for l in open(path) if '"train"' in l]
 timed = [r for r in rows if r["step"] > warm]
-tokens = 4 * 2 * 128 * len(timed)  # batch_size x grad_accum x max_seq_len per step
+tokens = 4 * 2 * 256 * len(timed)  # batch_size x grad_accum x max_seq_len per step
 comm = [r["comm_s"] for r in timed if "comm_s" in r]
-extra = f"  comm {1e3 * sum(comm) / len(comm):.1f} ms/step" if comm else ""
+sent = [r["comm_bytes"] for r in timed if "comm_bytes" in r]
+extra = f"  comm {1e3 * sum(comm) / len(comm):.1f} ms/step, {sum(sent) / len(sent) / 1e6:.2f} MB sent/step by rank 0" if comm else ""
 print(f"{tokens / (t1 - t0):9.0f} tok/s (incl. start-up){extra}")
 PY
 }

@@ -204,7 +204,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   if (st.step == 0 && cfg.val_every > 0) run_validation();  // the starting point, never saved as best
 
   while (st.step < cfg.total_steps && (cfg.stop_after < 0 || st.step < cfg.stop_after)) {
-    const double comm_before = dist::comm_stats().seconds;
+    const dist::CommStats comm_before = dist::comm_stats();
     GlobalBatch batch = accumulate_global_batch(params, task, cfg.grad_accum);
     const StepStats& sum = batch.mean;
     if (!batch.finite) {
@@ -230,7 +230,10 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "train"}, {"loss", sum.loss},
                         {"lr", lr},        {"grad_norm", gnorm}};
     for (auto& [k, x] : sum.metrics) j[k] = x;
-    if (dist::distributed()) j["comm_s"] = dist::comm_stats().seconds - comm_before;
+    if (dist::distributed()) {  // this rank's time in collectives (waiting for the others included) and bytes sent
+      j["comm_s"] = dist::comm_stats().seconds - comm_before.seconds;
+      j["comm_bytes"] = dist::comm_stats().bytes_sent - comm_before.bytes_sent;
+    }
     metrics << j.dump() << "\n";
 
     bool last_step = st.step == cfg.total_steps || st.step == cfg.stop_after;
