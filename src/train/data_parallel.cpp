@@ -56,6 +56,34 @@ std::vector<StepStats> gather_stats(const std::vector<StepStats>& mine, int64_t 
   return out;
 }
 
+// dist::tree_reduce's order fed one micro-batch at a time, so that at most log2(count) + 1 partial sums
+// are alive instead of one per micro-batch. An item is the flat gradient of every group; merges always
+// add the later item into the earlier one.
+struct PairwiseSum {
+  std::vector<std::pair<std::vector<Tensor>, int>> stack;  // (partial sum, level)
+  static void add(std::vector<Tensor>& dst, const std::vector<Tensor>& src) {
+    for (size_t g = 0; g < dst.size(); ++g) ops::add_(dst[g], src[g]);
+  }
+  void push(std::vector<Tensor> item) {
+    int level = 0;
+    while (!stack.empty() && stack.back().second == level) {
+      add(stack.back().first, item);
+      item = std::move(stack.back().first);
+      stack.pop_back();
+      ++level;
+    }
+    stack.push_back({std::move(item), level});
+  }
+  std::vector<Tensor> finish() {
+    while (stack.size() > 1) {
+      std::vector<Tensor> right = std::move(stack.back().first);
+      stack.pop_back();
+      add(stack.back().first, right);
+    }
+    return stack.back().first;
+  }
+};
+
 }  // namespace
 
 void check_data_parallel(const TrainTask& task, int64_t grad_accum, const std::string& phase) {
@@ -76,7 +104,7 @@ GlobalBatch accumulate_global_batch(ParamStore& params, TrainTask& task, int64_t
     for (Param* p : g.params) order.push_back(p);
   std::vector<uint8_t> used(order.size(), 0);
   std::vector<StepStats> mine;
-  std::vector<std::vector<Tensor>> saved;  // the flat gradients of this rank's earlier micro-batches
+  PairwiseSum local_sum;  // this rank's micro-batches, added as they finish
   // One rank with one micro-batch: the gradients are what the backward left; nothing to add or zero.
   const bool plain = N == 1 && grad_accum == 1;
   for (int64_t m = 0; m < grad_accum; ++m) {
@@ -93,11 +121,10 @@ GlobalBatch accumulate_global_batch(ParamStore& params, TrainTask& task, int64_t
       else
         order[i]->grad_or_null();  // zeros, so that adding this micro-batch adds nothing for it
     }
-    if (int64_t(mine.size()) < local) {
-      std::vector<Tensor> copies;
-      for (auto& g : groups) copies.push_back(g.flat.clone());
-      saved.push_back(std::move(copies));
-    }
+    // The last one stays in the live buffers (it is only ever added into an earlier partial sum).
+    std::vector<Tensor> item;
+    for (auto& g : groups) item.push_back(int64_t(mine.size()) < local ? g.flat.clone() : g.flat);
+    local_sum.push(std::move(item));
   }
 
   GlobalBatch out;
@@ -114,14 +141,10 @@ GlobalBatch accumulate_global_batch(ParamStore& params, TrainTask& task, int64_t
     return out;
   }
 
-  // This rank's micro-batches in the fixed pairwise order; the last one is the live gradient buffers.
+  // This rank's micro-batches in the fixed pairwise order, the total into the live gradient buffers.
   if (local > 1) {
-    auto item = [&](int64_t i, size_t g) -> Tensor& { return i + 1 == local ? groups[g].flat : saved[size_t(i)][g]; };
-    const int64_t total = dist::tree_reduce(local, [&](int64_t dst, int64_t src) {
-      for (size_t g = 0; g < groups.size(); ++g) ops::add_(item(dst, g), item(src, g));
-    });
-    if (total + 1 != local)
-      for (size_t g = 0; g < groups.size(); ++g) groups[g].flat.copy_from(item(total, g));
+    std::vector<Tensor> total = local_sum.finish();
+    for (size_t g = 0; g < groups.size(); ++g) groups[g].flat.copy_from(total[g]);
   }
   if (N > 1) {
     std::vector<uint8_t> all_used(used.size() * size_t(N));

@@ -234,3 +234,19 @@ TEST(Distributed, KilledRankEndsTheJobAndTheRunResumesBitForBit) {
   for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
   EXPECT_TRUE(s.bytes("ref", "last.safetensors") == s.bytes("killed", "last.safetensors"));
 }
+
+// Two micro-batches per rank: each rank adds its pair, then the ranks' sums are added; one process adds
+// the same pairs in the same tree, so the bits still agree.
+TEST(Distributed, TwoMicroBatchesPerRankStillGiveTheBitsOfOneProcess) {
+  ASSERT_TRUE(have_mpirun()) << "mpirun not found: install openmpi-bin (scripts/install_deps.sh)";
+  RunDir s;
+  std::string log;
+  ASSERT_EQ(s.pretrain(0, "one", "--steps 6 --set grad_accum=4"), 0);
+  ASSERT_EQ(s.pretrain(2, "two", "--steps 6 --set grad_accum=4", &log), 0) << log;
+  EXPECT_NE(log.find("2 micro-batch(es) of each step per rank"), std::string::npos) << log;
+  auto a = s.losses("one"), b = s.losses("two");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (auto& [step, loss] : a) EXPECT_EQ(loss, b.at(step)) << "step " << step;
+  EXPECT_TRUE(s.bytes("one", "last.state.safetensors") == s.bytes("two", "last.state.safetensors"));
+}
