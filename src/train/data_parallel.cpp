@@ -137,7 +137,11 @@ GlobalBatch accumulate_global_batch(ParamStore& params, TrainTask& task, int64_t
   }
   if (plain) return out;
   if (!out.finite) {
-    for (Param* p : order) p->has_grad = false;  // nothing of this batch may reach the optimizer
+    // Nothing of this batch may reach the optimizer, and the next backward must not add to it.
+    for (Param* p : order) {
+      p->has_grad = false;
+      p->grad_stale = true;
+    }
     return out;
   }
 
