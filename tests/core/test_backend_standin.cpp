@@ -58,6 +58,43 @@ TEST(BackendStandin, RunsEveryOpCaseAndIsComparedWithTheCpuKernel) {
   EXPECT_EQ(g_standin_linear_calls.load(), before + 1) << "the stand-in's kernel was not the one called";
 }
 
+// The ops a device backend fuses or groups (attention, the MoE experts' grouped GEMMs, the fused output
+// layer and loss): the comparison path with their backward too.
+TEST(BackendStandin, FusedAndGroupedOpsAreComparedWithTheCpuKernels) {
+  tvtest::expect_backend_matches_cpu(
+      standin(),
+      [](tv::Device d) {
+        tv::Rng rng(3);
+        const int64_t B = 2, S = 7, H = 4, Hkv = 2, Dh = 8;
+        tv::Tensor q = tvtest::rand_tensor({B, S, H, Dh}, tv::DType::F32, rng).to(d);
+        tv::Tensor k = tvtest::rand_tensor({B, S, Hkv, Dh}, tv::DType::F32, rng).to(d);
+        tv::Tensor v = tvtest::rand_tensor({B, S, Hkv, Dh}, tv::DType::F32, rng).to(d);
+        tv::Tensor out = tv::Tensor::empty({B, S, H, Dh}, tv::DType::F32, d), lse = tv::Tensor::empty({B, H, S}, tv::DType::F32, d);
+        tv::ops::AttentionParams p;
+        p.scale = 0.3;
+        p.chunk_size = 3;
+        tv::ops::attention_fwd(out, &lse, q, k, v, p);
+        tv::Tensor dout = tvtest::rand_tensor({B, S, H, Dh}, tv::DType::F32, rng).to(d);
+        tv::Tensor dq = tv::Tensor::zeros(q.shape(), tv::DType::F32, d), dk = tv::Tensor::zeros(k.shape(), tv::DType::F32, d),
+                   dv = tv::Tensor::zeros(v.shape(), tv::DType::F32, d);
+        double dscale = 0;
+        tv::ops::attention_bwd(dq, dk, dv, &dscale, dout, q, k, v, out, lse, p);
+        // Three experts over 9 rows (2, 0 and 7 of them).
+        tv::Tensor x = tvtest::rand_tensor({9, 5}, tv::DType::F32, rng).to(d);
+        std::vector<tv::Tensor> w;
+        for (int g = 0; g < 3; ++g) w.push_back(tvtest::rand_tensor({6, 5}, tv::DType::F32, rng).to(d));
+        std::vector<const tv::Tensor*> wp = {&w[0], &w[1], &w[2]};
+        tv::Tensor y = tv::Tensor::empty({9, 6}, tv::DType::F32, d);
+        tv::ops::linear_grouped_fwd(y, x, wp, {0, 2, 2, 9});
+        tv::Tensor targets = tvtest::rand_ids({9}, 6, rng).to(d);
+        tv::Tensor losses = tv::Tensor::empty({9}, tv::DType::F32, d), dlogits = tv::Tensor::empty({9, 6}, tv::DType::F32, d);
+        tv::ops::linear_cross_entropy_with_grad(losses, dlogits, x, w[0], targets, 1.0 / 9);
+        return std::vector<tv::Tensor>{out, lse, dq, dk, dv, tv::Tensor::from_f32({1}, {float(dscale)}), y, losses,
+                                       dlogits};
+      },
+      0.0, 0.0, "attention, grouped linear, fused output layer and loss");
+}
+
 TEST(BackendStandin, AnOpTheBackendDeclaresUnsupportedFailsWithItsName) {
   tv::KernelBackend limited = standin();
   limited.name = "limited";
