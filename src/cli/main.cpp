@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "dist/comm.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -47,11 +48,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const tv::Error& e) {
+    if (tv::dist::distributed()) tv::dist::abort_job(e.what(), 1);  // the other ranks must not wait for this one
     std::fprintf(stderr, "tinyvlm: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    if (tv::dist::distributed()) tv::dist::abort_job(e.what(), 1);
     std::fprintf(stderr, "tinyvlm: error: %s\n", e.what());
     return 1;
   }
+  tv::dist::finalize();
   return 0;
 }

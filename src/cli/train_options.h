@@ -21,6 +21,11 @@ inline void add_training_run_options(CLI::App* cmd, const std::shared_ptr<RunOpt
          "fp32 (default) or bf16: bf16 GEMM operands, fp32 accumulation and weights (config key matmul_precision)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  cmd->add_option_function<int>(
+         "--zero", [a](int v) { a->sets.push_back("zero=" + std::to_string(v)); },
+         "Under mpirun: 1 shards the AdamW moments across the ranks (ZeRO-1), 0 (default) keeps them everywhere "
+         "(config key zero)")
+      ->check(CLI::Range(0, 1));
 }
 
 }  // namespace tv::cli

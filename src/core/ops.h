@@ -183,4 +183,8 @@ double clip_grad_norm(const std::vector<Tensor*>& grads, double max_norm);
 double grad_norm(const std::vector<Tensor*>& grads);
 double clip_coefficient(double norm, double max_norm);
 
+// Whether the backend of `device` runs bf16 GEMMs natively (AVX512-BF16 on the CPU); otherwise they are
+// emulated, slower than fp32.
+bool bf16_matmuls_native(Device device = Device::CPU);
+
 }  // namespace tv::ops

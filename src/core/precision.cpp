@@ -3,7 +3,6 @@
 #include <atomic>
 
 #include "core/error.h"
-#include "kernels/cpu/cpu_ops.h"
 
 namespace tv {
 
@@ -20,7 +19,6 @@ MatmulPrecision parse_matmul_precision(std::string_view s, std::string_view wher
   fail(std::string(where), " \"", std::string(s), "\": expected \"fp32\" or \"bf16\"");
 }
 
-bool bf16_matmuls_native() { return cpu::gemm_bf16_native(); }
 
 
 }  // namespace tv

@@ -18,8 +18,7 @@ MatmulPrecision matmul_precision();
 // expected.
 MatmulPrecision parse_matmul_precision(std::string_view s, std::string_view where = "matmul precision");
 
-// Whether this CPU runs bf16 GEMMs natively (AVX512-BF16); otherwise they are emulated, slower than fp32.
-bool bf16_matmuls_native();
+// Whether bf16 GEMMs run natively is a property of the backend: ops::bf16_matmuls_native(device).
 
 // Sets the precision for the lifetime of the object, then restores the previous one.
 struct MatmulPrecisionScope {

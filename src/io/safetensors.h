@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/named_tensor.h"
 #include "core/tensor.h"
 #include "io/mapped_file.h"
 #include "io/stored_dtype.h"
@@ -47,10 +48,6 @@ class SafetensorsFile : public TensorSource {
   const unsigned char* bytes() const { return reinterpret_cast<const unsigned char*>(file_.data()); }
 };
 
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;  // any device; copied to host for writing
-};
 
 // Writes atomically (temporary file + rename). Names must be unique.
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,

@@ -1,5 +1,6 @@
 #include "model/params.h"
 
+#include <algorithm>
 #include <set>
 
 namespace tv {
@@ -11,6 +12,7 @@ Param& ParamStore::add(const std::string& name, const Shape& shape, DType dtype,
   p.name = name;
   p.value = Tensor::zeros(shape, dtype, device);
   p.grad_storage = Tensor::zeros(shape, dtype, device);
+  grads_packed_ = false;
   return p;
 }
 
@@ -40,9 +42,46 @@ void ParamStore::set_trainable(const std::string& prefix, bool trainable) {
     }
     if (!trainable) p.grad_storage = Tensor();  // frozen: no gradient memory, and ops skip the weight gradient
   }
+  grads_packed_ = false;
+}
+
+std::vector<ParamStore::GradGroup>& ParamStore::grad_groups() {
+  if (grads_packed_) return grad_groups_;
+  grads_packed_ = true;
+  grad_groups_.clear();
+  std::vector<std::vector<Param*>> members;
+  for (Param& p : params_) {
+    if (!p.has_grad_buffer()) continue;
+    size_t g = 0;
+    while (g < grad_groups_.size() && (grad_groups_[g].params[0]->value.dtype() != p.value.dtype() ||
+                                       grad_groups_[g].params[0]->value.device() != p.value.device()))
+      ++g;
+    if (g == grad_groups_.size()) grad_groups_.emplace_back();
+    grad_groups_[g].params.push_back(&p);
+  }
+  for (GradGroup& group : grad_groups_) {
+    const Param& first = *group.params[0];
+    const int64_t align = std::max<int64_t>(1, 64 / int64_t(dtype_size(first.value.dtype())));
+    std::vector<int64_t> offsets;
+    int64_t total = 0;
+    for (const Param* p : group.params) {
+      offsets.push_back(total);
+      total += (p->value.numel() + align - 1) / align * align;
+    }
+    group.flat = Tensor::zeros({total}, first.value.dtype(), first.value.device());
+    for (size_t i = 0; i < group.params.size(); ++i) {
+      Param& p = *group.params[i];
+      Tensor view = group.flat.narrow(0, offsets[i], p.value.numel()).view(p.value.shape());
+      if (!p.grad_stale) view.copy_from(p.grad_storage);  // what a backward already wrote is kept
+      p.grad_storage = view;
+      p.grad_stale = false;
+    }
+  }
+  return grad_groups_;
 }
 
 void ParamStore::zero_grad() {
+  grad_groups();
   // Only what a backward wrote needs clearing, and that lazily (Param::grad_stale).
   for (Param& p : params_) {
     if (p.has_grad && p.grad_storage.defined()) p.grad_stale = true;

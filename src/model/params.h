@@ -9,7 +9,7 @@
 
 #include "core/grad_mode.h"
 #include "core/tensor.h"
-#include "io/safetensors.h"  // NamedTensor
+#include "core/named_tensor.h"
 #include "io/tensor_source.h"
 
 namespace tv {
@@ -79,6 +79,15 @@ class ParamStore {
   int64_t count(bool trainable_only = false) const;
   std::vector<Tensor*> grads();  // of trainable params
 
+  // One flat gradient buffer per (dtype, device) of the trainable parameters, every gradient a view into
+  // it at a 64-byte-aligned offset, so that one collective (or one clear) covers every gradient. Packed
+  // on first use (zero_grad() asks for it) and again after add() or set_trainable() changed the set.
+  struct GradGroup {
+    Tensor flat;                 // 1-D; the gaps between gradients hold zeros
+    std::vector<Param*> params;  // in registration order
+  };
+  std::vector<GradGroup>& grad_groups();
+
   // Values under their names, for writing checkpoints.
   std::vector<NamedTensor> named_values(const std::string& strip_prefix = "") const;
   // Loads every registered param (name = file_prefix + name, after stripping `strip_prefix` from ours)
@@ -92,6 +101,8 @@ class ParamStore {
 
  private:
   std::deque<Param> params_;  // deque: references stay valid as params are added
+  std::vector<GradGroup> grad_groups_;
+  bool grads_packed_ = false;
   std::map<std::string, size_t> index_;
 };
 

@@ -1,17 +1,16 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
 
 // Checks q [B,Sq,H,Dh], k and v [B,Sk,Hkv,Dh], out [B,Sq,H,Dh], lse [B,H,Sq] (when given) and the params;
 // returns the shape for the kernel.
-static cpu::AttentionShape check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+static AttentionShape check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                                            const Tensor& out, const Tensor* lse, const AttentionParams& p) {
   TV_CHECK(q.ndim() == 4 && k.ndim() == 4, op, ": q [B,Sq,H,Dh] and k [B,Sk,Hkv,Dh] expected, got ", q.describe(),
            ", ", k.describe());
-  cpu::AttentionShape s{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+  AttentionShape s{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
   TV_CHECK(s.Hkv > 0 && s.H % s.Hkv == 0, op, ": query heads (", s.H, ") must be a multiple of kv heads (", s.Hkv,
            ")");
   check_shape(k, {s.B, s.Sk, s.Hkv, s.Dh}, op, "k");
@@ -33,10 +32,10 @@ void attention_fwd(Tensor& out, Tensor* lse, const Tensor& q, const Tensor& k, c
                    const AttentionParams& p) {
   TV_PROFILE("attention_fwd");
   const char* op = "attention_fwd";
-  cpu::AttentionShape s = check_attention(op, q, k, v, out, lse, p);
-  require_cpu(common_device(op, &out, lse, &q, &k, &v), op);
-  TV_DISPATCH_FLOAT(q.dtype(), op,
-                    cpu::attention_fwd<T>(out.data<T>(), ptr_or_null<T>(lse), q.data<T>(), k.data<T>(), v.data<T>(),
+  AttentionShape s = check_attention(op, q, k, v, out, lse, p);
+  const Device dev = common_device(op, &out, lse, &q, &k, &v);
+  TV_DISPATCH(dev, "attention", q.dtype(), op,
+                    TV_KERNEL(KT, attention_fwd)(out.data<T>(), ptr_or_null<T>(lse), q.data<T>(), k.data<T>(), v.data<T>(),
                                           s, p.scale, p.q_offset, p.chunk_size, p.causal));
 }
 
@@ -46,7 +45,7 @@ void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Ten
                    GradMode mode) {
   TV_PROFILE("attention_bwd");
   const char* op = "attention_bwd";
-  cpu::AttentionShape s = check_attention(op, q, k, v, out, &lse, p);
+  AttentionShape s = check_attention(op, q, k, v, out, &lse, p);
   TV_CHECK(lse.defined(), op, ": lse from the forward is required");
   check_shape(dout, out.shape(), op, "dout");
   check_same_dtype(q, dout, op);
@@ -60,9 +59,9 @@ void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Ten
     check_same_dtype(q, *grads[i], op);
     check_contiguous(*grads[i], op, names[i]);
   }
-  require_cpu(common_device(op, &dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse), op);
-  TV_DISPATCH_FLOAT(q.dtype(), op,
-                    cpu::attention_bwd<T>(ptr_or_null<T>(&dq), ptr_or_null<T>(&dk), ptr_or_null<T>(&dv), dscale,
+  const Device dev = common_device(op, &dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse);
+  TV_DISPATCH(dev, "attention", q.dtype(), op,
+                    TV_KERNEL(KT, attention_bwd)(ptr_or_null<T>(&dq), ptr_or_null<T>(&dk), ptr_or_null<T>(&dv), dscale,
                                           dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
                                           lse.data<T>(), s, p.scale, p.q_offset, p.chunk_size, p.causal,
                                           mode == GradMode::Overwrite));

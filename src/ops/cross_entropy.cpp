@@ -1,7 +1,6 @@
 #include "core/ops.h"
 #include "core/precision.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
@@ -39,10 +38,10 @@ int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, con
   check_cross_entropy(op, logits, targets, ignore_index);
   check_row_vector(op, losses, logits, "losses");
   check_row_vector(op, lse, logits, "lse");
-  require_cpu(common_device(op, &losses, &lse, &logits, &targets), op);
+  const Device dev = common_device(op, &losses, &lse, &logits, &targets);
   int64_t counted = 0;
-  TV_DISPATCH_FLOAT(logits.dtype(), op,
-                    counted = cpu::cross_entropy_fwd<T>(losses.data<T>(), lse.data<T>(), logits.data<T>(),
+  TV_DISPATCH(dev, "cross_entropy", logits.dtype(), op,
+                    counted = TV_KERNEL(KT, cross_entropy_fwd)(losses.data<T>(), lse.data<T>(), logits.data<T>(),
                                                         targets.data<int32_t>(), logits.size(0), logits.size(1),
                                                         ignore_index));
   return counted;
@@ -58,9 +57,9 @@ void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& log
   check_contiguous(dlogits, op, "dlogits");
   check_row_vector(op, dlosses, logits, "dlosses");
   check_row_vector(op, lse, logits, "lse");
-  require_cpu(common_device(op, &dlogits, &dlosses, &logits, &targets, &lse), op);
-  TV_DISPATCH_FLOAT(logits.dtype(), op,
-                    cpu::cross_entropy_bwd<T>(dlogits.data<T>(), dlosses.data<T>(), logits.data<T>(),
+  const Device dev = common_device(op, &dlogits, &dlosses, &logits, &targets, &lse);
+  TV_DISPATCH(dev, "cross_entropy", logits.dtype(), op,
+                    TV_KERNEL(KT, cross_entropy_bwd)(dlogits.data<T>(), dlosses.data<T>(), logits.data<T>(),
                                               targets.data<int32_t>(), lse.data<T>(), logits.size(0), logits.size(1),
                                               ignore_index));
 }
@@ -73,15 +72,15 @@ int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& l
   check_row_vector(op, losses, logits, "losses");
   check_shape(dlogits, logits.shape(), op, "dlogits");
   check_contiguous(dlogits, op, "dlogits");
-  require_cpu(common_device(op, &losses, &dlogits, &logits, &targets), op);
+  const Device dev = common_device(op, &losses, &dlogits, &logits, &targets);
   int64_t counted = 0;
   if (dlogits.dtype() == DType::BF16 && logits.dtype() == DType::F32)  // the gradient for bf16 products
-    return cpu::cross_entropy_with_grad_bf16(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
+    return TV_KERNEL(bf16_kernels(dev, "cross_entropy_with_grad", op), cross_entropy_with_grad)(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
                                              logits.data<float>(), targets.data<int32_t>(), logits.size(0),
                                              logits.size(1), float(grad_scale), ignore_index);
   check_same_dtype(logits, dlogits, op);
-  TV_DISPATCH_FLOAT(logits.dtype(), op,
-                    counted = cpu::cross_entropy_with_grad<T>(losses.data<T>(), dlogits.data<T>(), logits.data<T>(),
+  TV_DISPATCH(dev, "cross_entropy_with_grad", logits.dtype(), op,
+                    counted = TV_KERNEL(KT, cross_entropy_with_grad)(losses.data<T>(), dlogits.data<T>(), logits.data<T>(),
                                                               targets.data<int32_t>(), logits.size(0), logits.size(1),
                                                               T(grad_scale), ignore_index));
   return counted;
@@ -102,9 +101,9 @@ int64_t linear_cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Te
   check_contiguous(dlogits, op, "dlogits");
   check_shape(losses, {N}, op, "losses");
   check_same_dtype(x, losses, op);
-  require_cpu(common_device(op, &losses, &dlogits, &x, &w, &targets), op);
+  const Device dev = common_device(op, &losses, &dlogits, &x, &w, &targets);
   if (dlogits.dtype() == DType::BF16 && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16)
-    return cpu::linear_cross_entropy_with_grad_bf16(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
+    return TV_KERNEL(bf16_kernels(dev, "linear_cross_entropy_with_grad", op), linear_cross_entropy_with_grad)(losses.data<float>(), reinterpret_cast<uint16_t*>(dlogits.raw()),
                                                     x.data<float>(), w.data<float>(), targets.data<int32_t>(), N, D, V,
                                                     float(grad_scale), ignore_index);
   // Otherwise the two ops one after the other; the logits go to dlogits when it can hold them.

@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -21,10 +20,10 @@ void embedding_fwd(Tensor& y, const Tensor& ids, const Tensor& table) {
   TV_PROFILE("embedding_fwd");
   const char* op = "embedding_fwd";
   check_embedding(op, ids, table, "table", y, "y");
-  require_cpu(common_device(op, &y, &ids, &table), op);
+  const Device dev = common_device(op, &y, &ids, &table);
   check_index_range(ids, table.size(0), op, "ids", "table");
-  TV_DISPATCH_FLOAT(table.dtype(), op,
-                    cpu::embedding_fwd<T>(y.data<T>(), ids.data<int32_t>(), table.data<T>(), ids.numel(), table.size(0),
+  TV_DISPATCH(dev, "embedding", table.dtype(), op,
+                    TV_KERNEL(KT, embedding_fwd)(y.data<T>(), ids.data<int32_t>(), table.data<T>(), ids.numel(), table.size(0),
                                           table.size(1)));
 }
 
@@ -32,10 +31,10 @@ void embedding_bwd(Tensor& dtable, const Tensor& dy, const Tensor& ids) {
   TV_PROFILE("embedding_bwd");
   const char* op = "embedding_bwd";
   check_embedding(op, ids, dtable, "dtable", dy, "dy");
-  require_cpu(common_device(op, &dtable, &dy, &ids), op);
+  const Device dev = common_device(op, &dtable, &dy, &ids);
   check_index_range(ids, dtable.size(0), op, "ids", "dtable");
-  TV_DISPATCH_FLOAT(dtable.dtype(), op,
-                    cpu::embedding_bwd<T>(dtable.data<T>(), dy.data<T>(), ids.data<int32_t>(), ids.numel(),
+  TV_DISPATCH(dev, "embedding", dtable.dtype(), op,
+                    TV_KERNEL(KT, embedding_bwd)(dtable.data<T>(), dy.data<T>(), ids.data<int32_t>(), ids.numel(),
                                           dtable.size(0), dtable.size(1)));
 }
 

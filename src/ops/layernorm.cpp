@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -22,9 +21,9 @@ void layernorm_fwd(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const
   check_layernorm(op, x, w, mean, rstd);
   check_like(b, w, op, "b");
   check_like(y, x, op, "y");
-  require_cpu(common_device(op, &y, &mean, &rstd, &x, &w, &b), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::layernorm_fwd<T>(y.data<T>(), mean.data<T>(), rstd.data<T>(), x.data<T>(), w.data<T>(),
+  const Device dev = common_device(op, &y, &mean, &rstd, &x, &w, &b);
+  TV_DISPATCH(dev, "layernorm", x.dtype(), op,
+                    TV_KERNEL(KT, layernorm_fwd)(y.data<T>(), mean.data<T>(), rstd.data<T>(), x.data<T>(), w.data<T>(),
                                           b.data<T>(), leading_rows(x), x.size(-1), eps));
 }
 
@@ -37,10 +36,10 @@ void layernorm_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const T
   if (dx) check_like(*dx, x, op, "dx");
   if (dw) check_like(*dw, w, op, "dw");
   if (db) check_like(*db, w, op, "db");
-  require_cpu(common_device(op, &dy, &x, &w, &mean, &rstd, dx, dw, db), op);
-  TV_DISPATCH_FLOAT(
+  const Device dev = common_device(op, &dy, &x, &w, &mean, &rstd, dx, dw, db);
+  TV_DISPATCH(dev, "layernorm", 
       x.dtype(), op,
-      cpu::layernorm_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(), x.data<T>(),
+      TV_KERNEL(KT, layernorm_bwd)(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(), x.data<T>(),
                             w.data<T>(), mean.data<T>(), rstd.data<T>(), leading_rows(x), x.size(-1)));
 }
 

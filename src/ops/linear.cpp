@@ -2,7 +2,6 @@
 
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -20,9 +19,9 @@ void matmul(Tensor& c, const Tensor& a, bool trans_a, const Tensor& b, bool tran
   check_same_dtype(a, b, op);
   check_same_dtype(a, c, op);
   for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&c)}) check_contiguous(*t, op, "argument");
-  require_cpu(common_device(op, &a, &b, &c), op);
-  TV_DISPATCH_FLOAT(a.dtype(), op,
-                    cpu::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), a.data<T>(), a.size(1), b.data<T>(), b.size(1),
+  const Device dev = common_device(op, &a, &b, &c);
+  TV_DISPATCH(dev, "matmul", a.dtype(), op,
+                    TV_KERNEL(KT, gemm)(trans_a, trans_b, M, N, K, T(alpha), a.data<T>(), a.size(1), b.data<T>(), b.size(1),
                                  T(beta), c.data<T>(), N));
 }
 
@@ -45,9 +44,9 @@ void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
   TV_PROFILE("linear_fwd");
   const char* op = "linear_fwd";
   check_linear(op, x, w, b, y);
-  require_cpu(common_device(op, &y, &x, &w, b), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::linear_fwd<T>(y.data<T>(), x.data<T>(), w.data<T>(), ptr_or_null<T>(b), x.size(0), x.size(1),
+  const Device dev = common_device(op, &y, &x, &w, b);
+  TV_DISPATCH(dev, "linear", x.dtype(), op,
+                    TV_KERNEL(KT, linear_fwd)(y.data<T>(), x.data<T>(), w.data<T>(), ptr_or_null<T>(b), x.size(0), x.size(1),
                                        w.size(0)));
 }
 
@@ -65,8 +64,8 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
     TV_CHECK(!db, op, ": a bias gradient from a bf16 dy is not supported");
     if (dx) check_like(*dx, x, op, "dx");
     if (dw) check_like(*dw, w, op, "dw");
-    require_cpu(common_device(op, &dy, &x, &w, dx, dw), op);
-    cpu::linear_bwd_bf16dy(dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
+    const Device dev = common_device(op, &dy, &x, &w, dx, dw);
+    TV_KERNEL(bf16_kernels(dev, "linear", op), linear_bwd_bf16dy)(dx ? dx->data<float>() : nullptr, dw ? dw->data<float>() : nullptr,
                            reinterpret_cast<const uint16_t*>(dy.raw()), x.data<float>(), w.data<float>(), x.size(0),
                            x.size(1), w.size(0), over, dw_over);
     return;
@@ -75,9 +74,9 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
   if (dx) check_shape(*dx, x.shape(), op, "dx");
   if (dw) check_shape(*dw, w.shape(), op, "dw");
   if (db) check_shape(*db, {w.size(0)}, op, "db");
-  require_cpu(common_device(op, &dy, &x, &w, dx, dw, db), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::linear_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(),
+  const Device dev = common_device(op, &dy, &x, &w, dx, dw, db);
+  TV_DISPATCH(dev, "linear", x.dtype(), op,
+                    TV_KERNEL(KT, linear_bwd)(ptr_or_null<T>(dx), ptr_or_null<T>(dw), ptr_or_null<T>(db), dy.data<T>(),
                                        x.data<T>(), w.data<T>(), x.size(0), x.size(1), w.size(0), over, dw_over));
 }
 
@@ -92,19 +91,20 @@ void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const s
            " weights but ", dy.size(), " output gradients, ", dw.size(), " weight gradients and ", dw_modes.size(),
            " modes");
   std::vector<int64_t> outs;
+  const Device dev = common_device(op, &x);
   const std::unique_ptr<bool[]> dw_over = overwrite_flags(dw_modes, n);
   for (size_t i = 0; i < n; ++i) {
     TV_CHECK(w[i] && dy[i], op, ": null weight or output gradient");
     check_linear(op, x, *w[i], nullptr, *dy[i]);
     if (dw[i]) check_shape(*dw[i], w[i]->shape(), op, "dw");
     outs.push_back(w[i]->size(0));
-    require_cpu(common_device(op, &x, w[i], dy[i], dw[i]), op);
+    same_device(op, dev, common_device(op, &x, w[i], dy[i], dw[i]));
   }
   if (dx) {
     check_like(*dx, x, op, "dx");
-    require_cpu(common_device(op, &x, dx), op);
+    same_device(op, dev, common_device(op, &x, dx));
   }
-  TV_DISPATCH_FLOAT(x.dtype(), op, {
+  TV_DISPATCH(dev, "linear", x.dtype(), op, {
     std::vector<T*> dwp;
     std::vector<const T*> dyp, wp;
     for (size_t i = 0; i < n; ++i) {
@@ -112,7 +112,7 @@ void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const s
       dyp.push_back(dy[i]->data<T>());
       wp.push_back(w[i]->data<T>());
     }
-    cpu::linear_bwd_shared_input<T>(ptr_or_null<T>(dx), dwp.data(), dyp.data(), x.data<T>(), wp.data(), outs.data(),
+    TV_KERNEL(KT, linear_bwd_shared_input)(ptr_or_null<T>(dx), dwp.data(), dyp.data(), x.data<T>(), wp.data(), outs.data(),
                                     int64_t(n), x.size(0), x.size(1), dx_mode == GradMode::Overwrite, dw_over.get());
   });
 }

@@ -2,7 +2,6 @@
 
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -10,7 +9,7 @@ namespace tv::ops {
 
 namespace {
 
-void check_grouped(const char* op, const Tensor& x, const std::vector<const Tensor*>& w,
+Device check_grouped(const char* op, const Tensor& x, const std::vector<const Tensor*>& w,
                    const std::vector<int64_t>& offsets, const Tensor& y) {
   TV_CHECK(x.ndim() == 2, op, ": x [rows, in] expected, got ", x.describe());
   TV_CHECK(!w.empty() && offsets.size() == w.size() + 1, op, ": ", w.size(), " weights need ", w.size() + 1,
@@ -32,8 +31,9 @@ void check_grouped(const char* op, const Tensor& x, const std::vector<const Tens
   check_same_dtype(x, y, op);
   check_contiguous(x, op, "x");
   check_contiguous(y, op, "y");
-  require_cpu(common_device(op, &x, &y), op);
-  for (const Tensor* t : w) require_cpu(common_device(op, t), op);
+  const Device dev = common_device(op, &x, &y);
+  for (const Tensor* t : w) same_device(op, dev, common_device(op, t));
+  return dev;
 }
 
 template <typename T>
@@ -49,9 +49,9 @@ void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tens
                         const std::vector<int64_t>& offsets) {
   TV_PROFILE("linear_grouped_fwd");
   const char* op = "linear_grouped_fwd";
-  check_grouped(op, x, w, offsets, y);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::linear_grouped_fwd<T>(y.data<T>(), x.data<T>(), weight_ptrs<T>(w).data(), offsets.data(),
+  const Device dev = check_grouped(op, x, w, offsets, y);
+  TV_DISPATCH(dev, "linear_grouped", x.dtype(), op,
+                    TV_KERNEL(KT, linear_grouped_fwd)(y.data<T>(), x.data<T>(), weight_ptrs<T>(w).data(), offsets.data(),
                                                int64_t(w.size()), x.size(1), y.size(1)));
 }
 
@@ -60,7 +60,7 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
                         const std::vector<GradMode>& dw_modes) {
   TV_PROFILE("linear_grouped_bwd");
   const char* op = "linear_grouped_bwd";
-  check_grouped(op, x, w, offsets, dy);
+  const Device dev = check_grouped(op, x, w, offsets, dy);
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
   TV_CHECK(dw_modes.empty() || dw_modes.size() == w.size(), op, ": ", w.size(), " weights but ", dw_modes.size(),
            " weight gradient modes");
@@ -69,19 +69,19 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
     check_shape(*dx, x.shape(), op, "dx");
     check_same_dtype(x, *dx, op);
     check_contiguous(*dx, op, "dx");
-    require_cpu(common_device(op, dx), op);
+    same_device(op, dev, common_device(op, dx));
   }
   for (size_t g = 0; g < dw.size(); ++g)
     if (dw[g]) {
       check_shape(*dw[g], w[g]->shape(), op, "dw[g]");
       check_same_dtype(x, *dw[g], op);
       check_contiguous(*dw[g], op, "dw[g]");
-      require_cpu(common_device(op, dw[g]), op);
+      same_device(op, dev, common_device(op, dw[g]));
     }
-  TV_DISPATCH_FLOAT(x.dtype(), op, {
+  TV_DISPATCH(dev, "linear_grouped", x.dtype(), op, {
     std::vector<T*> dwp;
     for (Tensor* t : dw) dwp.push_back(t ? t->data<T>() : nullptr);
-    cpu::linear_grouped_bwd<T>(dx ? dx->data<T>() : nullptr, dwp.data(), dy.data<T>(), x.data<T>(),
+    TV_KERNEL(KT, linear_grouped_bwd)(dx ? dx->data<T>() : nullptr, dwp.data(), dy.data<T>(), x.data<T>(),
                                weight_ptrs<T>(w).data(), offsets.data(), int64_t(w.size()), x.size(1), dy.size(1),
                                dx_mode == GradMode::Overwrite, dw_over.get());
   });

@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 #include "ops/moe_common.h"
 
@@ -16,10 +15,10 @@ double moe_aux_loss_fwd(const Tensor& probs, const Tensor& idx) {
   TV_PROFILE("moe_aux_loss_fwd");
   const char* op = "moe_aux_loss_fwd";
   check_aux(op, probs, idx);
-  require_cpu(common_device(op, &probs, &idx), op);
+  const Device dev = common_device(op, &probs, &idx);
   double loss = 0;
-  TV_DISPATCH_FLOAT(probs.dtype(), op,
-                    loss = cpu::moe_aux_loss_fwd<T>(probs.data<T>(), idx.data<int32_t>(), probs.size(0), probs.size(1),
+  TV_DISPATCH(dev, "moe_aux_loss", probs.dtype(), op,
+                    loss = TV_KERNEL(KT, moe_aux_loss_fwd)(probs.data<T>(), idx.data<int32_t>(), probs.size(0), probs.size(1),
                                                     int(idx.size(1))));
   return loss;
 }
@@ -31,9 +30,9 @@ void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const T
   check_shape(dprobs, probs.shape(), op, "dprobs");
   check_same_dtype(probs, dprobs, op);
   check_contiguous(dprobs, op, "dprobs");
-  require_cpu(common_device(op, &dprobs, &probs, &idx), op);
-  TV_DISPATCH_FLOAT(probs.dtype(), op,
-                    cpu::moe_aux_loss_bwd<T>(dprobs.data<T>(), dloss, idx.data<int32_t>(), probs.size(0),
+  const Device dev = common_device(op, &dprobs, &probs, &idx);
+  TV_DISPATCH(dev, "moe_aux_loss", probs.dtype(), op,
+                    TV_KERNEL(KT, moe_aux_loss_bwd)(dprobs.data<T>(), dloss, idx.data<int32_t>(), probs.size(0),
                                              probs.size(1), int(idx.size(1))));
 }
 

@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 #include "ops/moe_common.h"
 
@@ -20,9 +19,9 @@ void moe_route_fwd(Tensor& probs, Tensor& idx, Tensor& w, const Tensor& logits, 
   check_same_dtype(logits, w, op);
   const Tensor* args[] = {&logits, &probs, &idx, &w};
   for (const Tensor* t : args) check_contiguous(*t, op, "argument");
-  require_cpu(common_device(op, &probs, &idx, &w, &logits), op);
-  TV_DISPATCH_FLOAT(logits.dtype(), op,
-                    cpu::moe_route_fwd<T>(probs.data<T>(), idx.data<int32_t>(), w.data<T>(), logits.data<T>(), N, E,
+  const Device dev = common_device(op, &probs, &idx, &w, &logits);
+  TV_DISPATCH(dev, "moe_route", logits.dtype(), op,
+                    TV_KERNEL(KT, moe_route_fwd)(probs.data<T>(), idx.data<int32_t>(), w.data<T>(), logits.data<T>(), N, E,
                                           k));
 }
 
@@ -44,9 +43,9 @@ void moe_route_bwd(Tensor& dlogits, const Tensor& dw, const Tensor* dprobs, cons
     check_same_dtype(probs, *dprobs, op);
     check_contiguous(*dprobs, op, "dprobs");
   }
-  require_cpu(common_device(op, &dlogits, &dw, dprobs, &probs, &idx), op);
-  TV_DISPATCH_FLOAT(probs.dtype(), op,
-                    cpu::moe_route_bwd<T>(dlogits.data<T>(), dw.data<T>(), ptr_or_null<T>(dprobs), probs.data<T>(),
+  const Device dev = common_device(op, &dlogits, &dw, dprobs, &probs, &idx);
+  TV_DISPATCH(dev, "moe_route", probs.dtype(), op,
+                    TV_KERNEL(KT, moe_route_bwd)(dlogits.data<T>(), dw.data<T>(), ptr_or_null<T>(dprobs), probs.data<T>(),
                                           idx.data<int32_t>(), N, E, int(k)));
 }
 

@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -19,10 +18,10 @@ void rmsnorm_fwd(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& gamma, 
   const char* op = "rmsnorm_fwd";
   check_rmsnorm(op, x, gamma, rstd);
   check_like(y, x, op, "y");
-  require_cpu(common_device(op, &y, &rstd, &x, &gamma), op);
-  TV_DISPATCH_FLOAT(
+  const Device dev = common_device(op, &y, &rstd, &x, &gamma);
+  TV_DISPATCH(dev, "rmsnorm", 
       x.dtype(), op,
-      cpu::rmsnorm_fwd<T>(y.data<T>(), rstd.data<T>(), x.data<T>(), gamma.data<T>(), leading_rows(x), x.size(-1), eps));
+      TV_KERNEL(KT, rmsnorm_fwd)(y.data<T>(), rstd.data<T>(), x.data<T>(), gamma.data<T>(), leading_rows(x), x.size(-1), eps));
 }
 
 void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, const Tensor& gamma,
@@ -33,9 +32,9 @@ void rmsnorm_bwd(Tensor* dx, Tensor* dgamma, const Tensor& dy, const Tensor& x, 
   check_like(dy, x, op, "dy");
   if (dx) check_like(*dx, x, op, "dx");
   if (dgamma) check_like(*dgamma, gamma, op, "dgamma");
-  require_cpu(common_device(op, &dy, &x, &gamma, &rstd, dx, dgamma), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::rmsnorm_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dgamma), dy.data<T>(), x.data<T>(),
+  const Device dev = common_device(op, &dy, &x, &gamma, &rstd, dx, dgamma);
+  TV_DISPATCH(dev, "rmsnorm", x.dtype(), op,
+                    TV_KERNEL(KT, rmsnorm_bwd)(ptr_or_null<T>(dx), ptr_or_null<T>(dgamma), dy.data<T>(), x.data<T>(),
                                         gamma.data<T>(), rstd.data<T>(), leading_rows(x), x.size(-1),
                                         dx_mode == GradMode::Overwrite));
 }

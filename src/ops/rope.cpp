@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -18,19 +17,19 @@ void rope_fwd(Tensor& y, const Tensor& x, int64_t pos_offset, double theta) {
   TV_PROFILE("rope_fwd");
   const char* op = "rope_fwd";
   check_rope(op, x, y, pos_offset, theta);
-  require_cpu(common_device(op, &y, &x), op);
-  TV_DISPATCH_FLOAT(
+  const Device dev = common_device(op, &y, &x);
+  TV_DISPATCH(dev, "rope", 
       x.dtype(), op,
-      cpu::rope<T>(y.data<T>(), x.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), pos_offset, theta, +1, false));
+      TV_KERNEL(KT, rope)(y.data<T>(), x.data<T>(), x.size(0), x.size(1), x.size(2), x.size(3), pos_offset, theta, +1, false));
 }
 
 void rope_bwd(Tensor& dx, const Tensor& dy, int64_t pos_offset, double theta, GradMode mode) {
   TV_PROFILE("rope_bwd");
   const char* op = "rope_bwd";
   check_rope(op, dy, dx, pos_offset, theta);
-  require_cpu(common_device(op, &dx, &dy), op);
-  TV_DISPATCH_FLOAT(dy.dtype(), op,
-                    cpu::rope<T>(dx.data<T>(), dy.data<T>(), dy.size(0), dy.size(1), dy.size(2), dy.size(3), pos_offset,
+  const Device dev = common_device(op, &dx, &dy);
+  TV_DISPATCH(dev, "rope", dy.dtype(), op,
+                    TV_KERNEL(KT, rope)(dx.data<T>(), dy.data<T>(), dy.size(0), dy.size(1), dy.size(2), dy.size(3), pos_offset,
                                  theta, -1, mode == GradMode::Accumulate));
 }
 

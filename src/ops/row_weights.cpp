@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
@@ -18,8 +17,8 @@ void scale_rows(Tensor& y, const Tensor& x, const Tensor& w) {
   const char* op = "scale_rows";
   check_rows(op, x, w);
   check_shape(y, x.shape(), op, "y");
-  require_cpu(common_device(op, &y, &x, &w), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op, cpu::scale_rows<T>(y.data<T>(), x.data<T>(), w.data<T>(), x.size(0), x.size(1)));
+  const Device dev = common_device(op, &y, &x, &w);
+  TV_DISPATCH(dev, "scale_rows", x.dtype(), op, TV_KERNEL(KT, scale_rows)(y.data<T>(), x.data<T>(), w.data<T>(), x.size(0), x.size(1)));
 }
 
 void scale_rows_bwd(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w) {
@@ -29,9 +28,9 @@ void scale_rows_bwd(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, c
   check_shape(dy, x.shape(), op, "dy");
   if (dx) check_shape(*dx, x.shape(), op, "dx");
   if (dw) check_shape(*dw, w.shape(), op, "dw");
-  require_cpu(common_device(op, &dy, &x, &w, dx, dw), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::scale_rows_bwd<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dw), dy.data<T>(), x.data<T>(),
+  const Device dev = common_device(op, &dy, &x, &w, dx, dw);
+  TV_DISPATCH(dev, "scale_rows", x.dtype(), op,
+                    TV_KERNEL(KT, scale_rows_bwd)(ptr_or_null<T>(dx), ptr_or_null<T>(dw), dy.data<T>(), x.data<T>(),
                                            w.data<T>(), x.size(0), x.size(1)));
 }
 
@@ -43,8 +42,8 @@ void row_dot(Tensor& out, const Tensor& a, const Tensor& b) {
   check_shape(out, {a.size(0)}, op, "out");
   check_same_dtype(a, b, op);
   check_same_dtype(a, out, op);
-  require_cpu(common_device(op, &out, &a, &b), op);
-  TV_DISPATCH_FLOAT(a.dtype(), op, cpu::row_dot<T>(out.data<T>(), a.data<T>(), b.data<T>(), a.size(0), a.size(1)));
+  const Device dev = common_device(op, &out, &a, &b);
+  TV_DISPATCH(dev, "row_dot", a.dtype(), op, TV_KERNEL(KT, row_dot)(out.data<T>(), a.data<T>(), b.data<T>(), a.size(0), a.size(1)));
 }
 
 void row_dot_bwd(Tensor* da, Tensor* db, const Tensor& dout, const Tensor& a, const Tensor& b) {
@@ -55,9 +54,9 @@ void row_dot_bwd(Tensor* da, Tensor* db, const Tensor& dout, const Tensor& a, co
   check_shape(dout, {a.size(0)}, op, "dout");
   if (da) check_shape(*da, a.shape(), op, "da");
   if (db) check_shape(*db, b.shape(), op, "db");
-  require_cpu(common_device(op, &dout, &a, &b, da, db), op);
-  TV_DISPATCH_FLOAT(a.dtype(), op,
-                    cpu::row_dot_bwd<T>(ptr_or_null<T>(da), ptr_or_null<T>(db), dout.data<T>(), a.data<T>(),
+  const Device dev = common_device(op, &dout, &a, &b, da, db);
+  TV_DISPATCH(dev, "row_dot", a.dtype(), op,
+                    TV_KERNEL(KT, row_dot_bwd)(ptr_or_null<T>(da), ptr_or_null<T>(db), dout.data<T>(), a.data<T>(),
                                         b.data<T>(), a.size(0), a.size(1)));
 }
 

@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -14,10 +13,10 @@ void gather_rows(Tensor& y, const Tensor& x, const Tensor& rows) {
   if (rows.ndim() != 1) fail(op, ": rows should be [n], got ", rows.describe());
   check_arg(rows, op, "rows", rows.shape(), DType::I32);
   check_arg(y, op, "y", {rows.size(0), x.size(1)}, x.dtype());
-  require_cpu(common_device(op, &y, &x, &rows), op);
+  const Device dev = common_device(op, &y, &x, &rows);
   check_index_range(rows, x.size(0), op, "rows", "x");
-  TV_DISPATCH_FLOAT(x.dtype(), op,
-                    cpu::gather_rows<T>(y.data<T>(), x.data<T>(), rows.data<int32_t>(), rows.size(0), x.size(1)));
+  TV_DISPATCH(dev, "gather_rows", x.dtype(), op,
+                    TV_KERNEL(KT, gather_rows)(y.data<T>(), x.data<T>(), rows.data<int32_t>(), rows.size(0), x.size(1)));
 }
 
 void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tensor* weights) {
@@ -29,10 +28,10 @@ void scatter_add_rows(Tensor& y, const Tensor& x, const Tensor& rows, const Tens
   check_arg(rows, op, "rows", rows.shape(), DType::I32);
   check_arg(x, op, "x", {rows.size(0), y.size(1)}, y.dtype());
   if (weights && weights->defined()) check_arg(*weights, op, "weights", {rows.size(0)}, y.dtype());
-  require_cpu(common_device(op, &y, &x, &rows, weights), op);
+  const Device dev = common_device(op, &y, &x, &rows, weights);
   check_index_range(rows, y.size(0), op, "rows", "y");
-  TV_DISPATCH_FLOAT(y.dtype(), op,
-                    cpu::scatter_add_rows<T>(y.data<T>(), x.data<T>(), rows.data<int32_t>(), ptr_or_null<T>(weights),
+  TV_DISPATCH(dev, "scatter_add_rows", y.dtype(), op,
+                    TV_KERNEL(KT, scatter_add_rows)(y.data<T>(), x.data<T>(), rows.data<int32_t>(), ptr_or_null<T>(weights),
                                              rows.size(0), y.size(0), y.size(1)));
 }
 

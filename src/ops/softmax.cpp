@@ -1,6 +1,5 @@
 #include "core/ops.h"
 #include "core/profile.h"
-#include "kernels/cpu/cpu_ops.h"
 #include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
@@ -12,8 +11,8 @@ void softmax_fwd(Tensor& y, const Tensor& x) {
   if (x.ndim() < 1) fail(op, ": x should have at least one dim, got ", x.describe());
   check_contiguous(x, op, "x");
   check_like(y, x, op, "y");
-  require_cpu(common_device(op, &y, &x), op);
-  TV_DISPATCH_FLOAT(x.dtype(), op, cpu::softmax_fwd<T>(y.data<T>(), x.data<T>(), leading_rows(x), x.size(-1)));
+  const Device dev = common_device(op, &y, &x);
+  TV_DISPATCH(dev, "softmax", x.dtype(), op, TV_KERNEL(KT, softmax_fwd)(y.data<T>(), x.data<T>(), leading_rows(x), x.size(-1)));
 }
 
 void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y) {
@@ -23,9 +22,9 @@ void softmax_bwd(Tensor& dx, const Tensor& dy, const Tensor& y) {
   check_contiguous(y, op, "y");
   check_like(dy, y, op, "dy");
   check_like(dx, y, op, "dx");
-  require_cpu(common_device(op, &dx, &dy, &y), op);
-  TV_DISPATCH_FLOAT(y.dtype(), op,
-                    cpu::softmax_bwd<T>(dx.data<T>(), dy.data<T>(), y.data<T>(), leading_rows(y), y.size(-1)));
+  const Device dev = common_device(op, &dx, &dy, &y);
+  TV_DISPATCH(dev, "softmax", y.dtype(), op,
+                    TV_KERNEL(KT, softmax_bwd)(dx.data<T>(), dy.data<T>(), y.data<T>(), leading_rows(y), y.size(-1)));
 }
 
 }  // namespace tv::ops

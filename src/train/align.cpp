@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/parallel.h"
+#include "dist/comm.h"
 #include "data/captions.h"
 #include "data/feature_cache.h"
 #include "io/tensor_source.h"
@@ -214,6 +215,11 @@ AlignResult align(const AlignOptions& a) {
     s.metrics = {{"ppl", std::exp(std::min(l.loss, 100.0))}};
     return s;
   };
+  task.skip_micro = [&] {
+    Tensor feats;
+    std::vector<int64_t> rows;
+    next_batch(feats, rows);
+  };
   task.validate = [&] {
     // The mean of per-batch mean losses over the first vlm_val_batches batches, as the original reports it.
     ImageFeatureStream vs(features, val_img);
@@ -248,6 +254,7 @@ AlignResult align(const AlignOptions& a) {
   r.val_samples = int64_t(val.samples.size());
   r.tower_images = features.tower_images();
   r.cache_hits = cache ? cache->hits() : 0;
+  if (dist::rank() != 0) return r;  // rank 0 reports for a data-parallel job
   if (!a.quiet) {
     if (r.has_val)
       std::fprintf(stderr, "align: done, %lld steps (%lld skipped batches); validation loss %.4f -> %.4f (best %.4f)\n",

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tv {
@@ -24,6 +25,7 @@ void AdamW::apply(ParamStore& params, double lr, double grad_scale) {
   std::map<DType, std::vector<ops::AdamWTensors>> by_dtype;
   for (Param& q : params.all()) {
     if (!q.has_grad) continue;
+    if (!only.empty() && !std::binary_search(only.begin(), only.end(), q.name)) continue;
     Tensor* g = q.grad_or_null();
     if (!g) continue;
     auto it = m.find(q.name);
@@ -44,7 +46,7 @@ std::vector<NamedTensor> AdamW::state_tensors() const {
   return out;
 }
 
-void AdamW::load_state(const SafetensorsFile& f, ParamStore& params) {
+void AdamW::load_state(const TensorSource& f, ParamStore& params) {
   m.clear();
   v.clear();
   steps.clear();

@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "core/ops.h"
-#include "io/safetensors.h"
+#include "core/named_tensor.h"
+#include "io/safetensors.h"  // the state files it writes and reads
+#include "io/tensor_source.h"
 #include "model/params.h"
 
 namespace tv {
@@ -26,10 +28,13 @@ struct AdamW {
   // with the given learning rate.
   // grad_scale: every gradient is used multiplied by it (the clipping coefficient), see ops::AdamWParams.
   void apply(ParamStore& params, double lr, double grad_scale = 1.0);
+  // Non-empty: apply() updates only the parameters of this list (the ones this rank owns under ZeRO-1)
+  // and keeps moments for them alone.
+  std::vector<std::string> only;
   // Moments and counts as named tensors ("adam_m.<name>", "adam_v.<name>", "adam_t.<name>") for the
   // trainer-state file, and back.
   std::vector<NamedTensor> state_tensors() const;
-  void load_state(const SafetensorsFile& f, ParamStore& params);
+  void load_state(const TensorSource& f, ParamStore& params);  // a state file of any format
 };
 
 }  // namespace tv

@@ -7,6 +7,7 @@
 
 #include "core/parallel.h"
 #include "data/token_source.h"
+#include "dist/comm.h"
 #include "model/llama.h"
 #include "train/trainer.h"
 
@@ -77,6 +78,10 @@ TrainResult pretrain(const PretrainOptions& a) {
     s.tokens = l.tokens;
     return s;
   };
+  task.skip_micro = [&] {
+    Tensor ids, targets;
+    windows.next_train(B, ids, targets);
+  };
   task.validate = [&] {
     double sum = 0, aux = 0;
     int64_t tokens = 0, batches = 0;
@@ -96,7 +101,7 @@ TrainResult pretrain(const PretrainOptions& a) {
   task.restore_data_state = [&](const std::string& s) { windows.restore(s); };
 
   TrainResult r = run_training(params, opt, lc, task);
-  if (a.quiet) return r;
+  if (a.quiet || dist::rank() != 0) return r;  // rank 0 reports for a data-parallel job
   if (r.has_val)
     std::fprintf(stderr, "pretrain: done, %lld steps (%lld skipped batches); validation loss %.4f -> %.4f (best %.4f)\n",
                  (long long)r.steps_done, (long long)r.skipped_batches, r.first_val, r.last_val, r.best_val);

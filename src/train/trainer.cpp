@@ -10,7 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "dist/comm.h"
 #include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "train/data_parallel.h"
 
 namespace tv {
 namespace fs = std::filesystem;
@@ -65,6 +68,29 @@ void save_checkpoint(const std::string& dir, const std::string& name, const Para
   save_model(checkpoint_path(dir, name), params, meta);
 }
 
+// Data-parallel hooks (docs/distributed.md): rank 0 alone logs, validates and writes files; the others
+// compute their share of each batch and take part in the reductions.
+bool is_writer() { return dist::rank() == 0; }
+
+// Returns the ZeRO-1 plan (empty unless cfg.zero on several ranks) and shards the optimizer by it.
+ZeroPlan start_data_parallel(ParamStore& params, AdamW& opt, const TrainLoopConfig& cfg, const TrainTask& task) {
+  check_data_parallel(task, cfg.grad_accum, cfg.phase);
+  if (!dist::distributed()) return {};
+  broadcast_params(params);  // identical starting points even if an initialiser differed between ranks
+  if (!cfg.quiet && is_writer())
+    std::fprintf(stderr, "%s: %d ranks, %lld micro-batch(es) of each step per rank%s\n", cfg.phase.c_str(),
+                 dist::world_size(), (long long)(cfg.grad_accum / dist::world_size()),
+                 cfg.zero ? ", AdamW moments sharded (ZeRO-1)" : "");
+  if (!cfg.zero) return {};
+  ZeroPlan plan = zero_plan(params);
+  zero_shard(opt, params, plan);
+  return plan;
+}
+
+// Every rank leaves together: no rank exits (and ends the job) while rank 0 is still writing the last
+// checkpoint.
+void finish_data_parallel() { dist::barrier(); }
+
 }  // namespace
 
 TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, const Config& cfg,
@@ -82,6 +108,8 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   if (lc.grad_accum < 1) fail(cfg.source(), ": ", prefix, "grad_accum must be at least 1, got ", lc.grad_accum);
   if (lc.log_every < 1) fail(cfg.source(), ": ", prefix, "log_interval must be at least 1, got ", lc.log_every);
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
+  lc.zero = int(cfg.get_int("zero", 0));
+  if (lc.zero != 0 && lc.zero != 1) fail(cfg.source(), ": zero must be 0 or 1 (ZeRO-1), got ", lc.zero);
   lc.matmul_precision =
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
   return lc;
@@ -94,9 +122,12 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   fs::create_directories(cfg.out_dir);
   TrainerState st;
   MatmulPrecisionScope precision(cfg.matmul_precision);
-  if (!cfg.quiet && cfg.matmul_precision == MatmulPrecision::BF16)
+  dist::init();
+  const bool writer = is_writer();
+  const bool quiet = cfg.quiet || !writer;
+  if (!quiet && cfg.matmul_precision == MatmulPrecision::BF16)
     std::fprintf(stderr, "%s: bf16 matmuls (fp32 accumulation)%s\n", cfg.phase.c_str(),
-                 bf16_matmuls_native() ? "" : "; this CPU has no AVX512-BF16, so they are emulated and slower than fp32");
+                 ops::bf16_matmuls_native() ? "" : "; this CPU has no AVX512-BF16, so they are emulated and slower than fp32");
 
   if (cfg.resume) {
     std::string state_path = (fs::path(cfg.out_dir) / "last.state.safetensors").string();
@@ -119,11 +150,13 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     st.last_val = js.at("last_val").get<double>();
     st.data = js.at("data").get<std::string>();
     task.restore_data_state(st.data);
-    if (!cfg.quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
+    if (!quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
   }
 
-  const std::string metrics_path = (fs::path(cfg.out_dir) / "metrics.jsonl").string();
-  if (cfg.resume && fs::exists(metrics_path)) {
+  const ZeroPlan zero = start_data_parallel(params, opt, cfg, task);
+  const bool zero_on = !zero.owner.empty();
+  const std::string metrics_path = writer ? (fs::path(cfg.out_dir) / "metrics.jsonl").string() : "/dev/null";
+  if (writer && cfg.resume && fs::exists(metrics_path)) {
     // Drop what was logged after the checkpoint we resume from: those steps are about to be redone.
     std::ifstream in(metrics_path);
     std::string line, kept;
@@ -142,6 +175,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   int64_t start_step = st.step;
 
   auto run_validation = [&]() {
+    if (!writer) return false;  // rank 0 validates alone: the parameters are the same everywhere
     auto vm = task.validate();
     TV_CHECK(vm.count(cfg.best_metric), "validation did not report ", cfg.best_metric);
     double v = vm.at(cfg.best_metric);
@@ -155,7 +189,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     metrics << j.dump() << "\n";
     metrics.flush();
     bool improved = !st.has_best || (cfg.higher_is_better ? v > st.best : v < st.best);
-    if (!cfg.quiet) {
+    if (!quiet) {
       std::string line = cfg.phase + " validation at step " + std::to_string(st.step) + ":";
       for (auto& [k, x] : vm) {
         char buf[64];
@@ -170,20 +204,13 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   if (st.step == 0 && cfg.val_every > 0) run_validation();  // the starting point, never saved as best
 
   while (st.step < cfg.total_steps && (cfg.stop_after < 0 || st.step < cfg.stop_after)) {
-    params.zero_grad();
-    StepStats sum;
-    bool finite = true;
-    for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
-      StepStats s = task.micro_step();
-      if (!std::isfinite(s.loss)) finite = false;
-      sum.loss += s.loss / double(cfg.grad_accum);
-      for (auto& [k, x] : s.metrics) sum.metrics[k] += x / double(cfg.grad_accum);
-      sum.tokens += s.tokens;
-    }
-    if (!finite) {
+    const dist::CommStats comm_before = dist::comm_stats();
+    GlobalBatch batch = accumulate_global_batch(params, task, cfg.grad_accum);
+    const StepStats& sum = batch.mean;
+    if (!batch.finite) {
       // Never apply a non-finite batch: drop its gradients, keep the step count and schedule where they are.
       ++st.skipped;
-      std::fprintf(stderr, "%s%s: non-finite loss at step %lld, batch skipped (%lld skipped so far)\n", tty ? "\r\033[K" : "",
+      if (writer) std::fprintf(stderr, "%s%s: non-finite loss at step %lld, batch skipped (%lld skipped so far)\n", tty ? "\r\033[K" : "",
                    cfg.phase.c_str(), (long long)st.step, (long long)st.skipped);
       nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}};
       metrics << j.dump() << "\n";
@@ -195,6 +222,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     const double gnorm = ops::grad_norm(params.grads());
     double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
     opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
+    if (zero_on) zero_share_params(params, zero);
     ++st.step;
     tokens_since += sum.tokens;
     ++steps_since;
@@ -202,10 +230,14 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "train"}, {"loss", sum.loss},
                         {"lr", lr},        {"grad_norm", gnorm}};
     for (auto& [k, x] : sum.metrics) j[k] = x;
+    if (dist::distributed()) {  // this rank's time in collectives (waiting for the others included) and bytes sent
+      j["comm_s"] = dist::comm_stats().seconds - comm_before.seconds;
+      j["comm_bytes"] = dist::comm_stats().bytes_sent - comm_before.bytes_sent;
+    }
     metrics << j.dump() << "\n";
 
     bool last_step = st.step == cfg.total_steps || st.step == cfg.stop_after;
-    if (!cfg.quiet && (st.step % cfg.log_every == 0 || last_step || st.step == start_step + 1)) {
+    if (!quiet && (st.step % cfg.log_every == 0 || last_step || st.step == start_step + 1)) {
       double dt = std::chrono::duration<double>(clock::now() - t_since).count();
       double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
       double per_step = elapsed / double(st.step - start_step);
@@ -227,17 +259,24 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     bool validate_now = cfg.val_every > 0 && (st.step % cfg.val_every == 0 || last_step);
     bool improved = validate_now && run_validation();
     st.data = task.data_state();
+    if (zero_on) improved = agree_with_rank0(improved);  // every rank takes part in gathering the state
+    const bool periodic = cfg.save_every > 0 && st.step % cfg.save_every == 0;
+    const bool saving = improved || periodic || validate_now || last_step;
+    // A checkpoint may only cover steps whose metrics are on disk: a run killed after it resumes past them.
+    if (saving) metrics.flush();
+    AdamW gathered;
+    const AdamW& state = zero_on && saving ? (gathered = zero_gather_state(opt, params, zero)) : opt;
     if (improved) {
       st.best = st.last_val;
       st.has_best = true;
-      save_checkpoint(cfg.out_dir, "best", params, opt, cfg, st);
+      if (writer) save_checkpoint(cfg.out_dir, "best", params, state, cfg, st);
     }
-    if (cfg.save_every > 0 && st.step % cfg.save_every == 0)
-      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, opt, cfg, st);
-    if (validate_now || last_step || (cfg.save_every > 0 && st.step % cfg.save_every == 0))
-      save_checkpoint(cfg.out_dir, "last", params, opt, cfg, st);
+    if (writer && periodic)
+      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, state, cfg, st);
+    if (writer && (validate_now || last_step || periodic)) save_checkpoint(cfg.out_dir, "last", params, state, cfg, st);
   }
-  if (tty && !cfg.quiet) std::fprintf(stderr, "\n");
+  if (tty && !quiet) std::fprintf(stderr, "\n");
+  finish_data_parallel();
 
   TrainResult r;
   r.steps_done = st.step;

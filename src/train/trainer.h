@@ -23,6 +23,9 @@ struct StepStats {
 struct TrainTask {
   // Forward + backward of the next micro-batch, accumulating into the parameter gradients.
   std::function<StepStats()> micro_step;
+  // Steps the data past the next micro-batch without computing it (another rank of a data-parallel run
+  // does); needed only on several ranks (train/data_parallel.h).
+  std::function<void()> skip_micro;
   // Validation metrics on held-out data; must contain TrainLoopConfig::best_metric.
   std::function<std::map<std::string, double>()> validate;
   // The data position (and any sampling RNG) as a string, for resume.
@@ -45,6 +48,7 @@ struct TrainLoopConfig {
   std::map<std::string, std::string> metadata;  // stored in every checkpoint (config, tokenizer, phase)
   bool quiet = false;
   MatmulPrecision matmul_precision = MatmulPrecision::F32;  // for the whole run, validation included
+  int zero = 0;  // 1: AdamW moments sharded across the ranks of a data-parallel run (ZeRO-1)
 };
 
 struct TrainResult {
@@ -68,7 +72,7 @@ struct RunOptions {
 // resume and quiet, the config in the checkpoints' metadata, and the keys read from the phase's own
 // config prefix ("" for phase 1, "vlm_" for phase 2): <prefix>grad_accum (1), <prefix>log_interval (10),
 // <prefix>save_interval (0), and matmul_precision ("fp32" or "bf16", unprefixed: one setting for every
-// phase). The phase sets its schedule (steps, warmup, lr, clipping, validation interval) itself.
+// phase), zero (0 or 1, unprefixed). The phase sets its schedule (steps, warmup, lr, clipping, validation interval) itself.
 TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, const Config& cfg,
                             const std::string& prefix);
 

@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "ops/dispatch.h"
+
 namespace tvtest {
 namespace {
 std::set<std::pair<std::string, std::string>>& registry() {
@@ -20,6 +22,40 @@ bool register_op_test(const char* op, const char* kind) {
 }
 
 bool has_op_test(const std::string& op, const std::string& kind) { return registry().count({op, kind}) > 0; }
+
+std::vector<const tv::KernelBackend*>& test_backends() {
+  static std::vector<const tv::KernelBackend*> b = tv::kernel_backends();
+  return b;
+}
+
+void add_test_backend(const tv::KernelBackend* b) { test_backends().push_back(b); }
+
+void run_on_every_backend(const char* op, const std::function<void()>& body) {
+  for (const tv::KernelBackend* b : test_backends()) {
+    if (b->device != tv::Device::CPU) continue;  // device backends: expect_backend_matches_cpu
+    SCOPED_TRACE(std::string("op ") + op + " on the " + b->name + " backend");
+    tv::KernelBackendScope scope(b->device, b);
+    body();
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+void expect_backend_matches_cpu(const tv::KernelBackend& b, const BackendCase& run, double rtol, double atol,
+                                const std::string& what) {
+  std::vector<tv::Tensor> expected, actual;
+  {
+    tv::KernelBackendScope scope(tv::Device::CPU, tv::kernel_backends()[0]);
+    expected = run(tv::Device::CPU);
+  }
+  {
+    tv::KernelBackendScope scope(b.device, &b);
+    actual = run(b.device);
+  }
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i)
+    expect_close(actual[i].to(tv::Device::CPU), expected[i], rtol, atol,
+                 what + " output " + std::to_string(i) + " on " + b.name);
+}
 
 double at(const tv::Tensor& t, int64_t i) {
   switch (t.dtype()) {

@@ -9,12 +9,27 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/kernel_table.h"
 
 namespace tvtest {
 
 // Records that `op` has a test of `kind` ("forward" or "gradcheck"); see tests/core/test_op_registry.cpp.
 bool register_op_test(const char* op, const char* kind);
 bool has_op_test(const std::string& op, const std::string& kind);
+
+// The backends every op case runs on: those compiled in (kernel_backends(), the CPU first) and any
+// stand-in a test adds. Each TV_OP_TEST body runs once per backend whose device holds host memory, with
+// that backend serving the CPU device; a device backend is checked against the CPU kernel with
+// expect_backend_matches_cpu.
+std::vector<const tv::KernelBackend*>& test_backends();
+void add_test_backend(const tv::KernelBackend* b);
+void run_on_every_backend(const char* op, const std::function<void()>& body);
+
+// Runs `run` on backend `b` (inputs built on its device from the same seed) and on the CPU backend, and
+// expects the outputs to agree: |b - cpu| <= atol + rtol * |cpu| element by element.
+using BackendCase = std::function<std::vector<tv::Tensor>(tv::Device)>;
+void expect_backend_matches_cpu(const tv::KernelBackend& b, const BackendCase& run, double rtol, double atol,
+                                const std::string& what);
 
 // A random tensor with values uniform in [lo, hi).
 tv::Tensor rand_tensor(const tv::Shape& shape, tv::DType dtype, tv::Rng& rng, double lo = -1.0, double hi = 1.0);
@@ -47,6 +62,9 @@ void expect_gradients(const std::function<double()>& loss, const std::vector<Gra
 }  // namespace tvtest
 
 // TV_OP_TEST(op, kind, name): a GoogleTest test `op_<op>.<kind>_<name>` registered as a `kind` test of `op`.
+// The body runs once per backend of test_backends().
 #define TV_OP_TEST(op, kind, name)                                                               \
   static const bool tv_op_test_reg_##op##_##kind##_##name = ::tvtest::register_op_test(#op, #kind); \
-  TEST(op_##op, kind##_##name)
+  static void tv_op_case_##op##_##kind##_##name();                                               \
+  TEST(op_##op, kind##_##name) { ::tvtest::run_on_every_backend(#op, tv_op_case_##op##_##kind##_##name); } \
+  static void tv_op_case_##op##_##kind##_##name()

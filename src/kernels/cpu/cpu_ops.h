@@ -6,7 +6,16 @@
 #include <cstdint>
 #include <functional>
 
+#include "kernels/kernel_table.h"
+
 namespace tv::cpu {
+
+// The shapes and work lists shared with every backend (kernels/kernel_table.h).
+using ::tv::AdamWSlice;
+using ::tv::AttentionShape;
+using ::tv::GemmGroup;
+using ::tv::GemmRowsFn;
+using ::tv::PatchShape;
 
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, op(A) [M,K], op(B) [K,N]; leading dims as in BLAS row-major.
 // For float, matmul_precision() (core/precision.h) picks gemm_f32 or gemm_bf16.
@@ -33,22 +42,11 @@ void gemm_bf16_a16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 // block [m0, m0 + mc) is handed to rows(m0, mc, c, ldc) as soon as it is complete, from inside the
 // parallel region (so rows must be thread-safe and must not start parallel regions of its own). The
 // values are those of gemm_bf16. Used to fuse the output layer with the loss.
-using GemmRowsFn = std::function<void(int64_t m0, int64_t mc, float* c, int64_t ldc)>;
 void gemm_bf16_rows(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                     int64_t ldb, const GemmRowsFn& rows);
 
 // Independent GEMMs with the same transposes, alpha and beta (the experts of a MoE layer): one call, one
 // parallel region for all of them. Each C equals what gemm() gives for its problem alone.
-template <typename T>
-struct GemmGroup {
-  int64_t M, N, K;
-  const T* A;
-  int64_t lda;
-  const T* B;
-  int64_t ldb;
-  T* C;
-  int64_t ldc;
-};
 template <typename T>
 void gemm_grouped(bool trans_a, bool trans_b, T alpha, T beta, const GemmGroup<T>* problems, int64_t n);
 void gemm_bf16_grouped(bool trans_a, bool trans_b, float alpha, float beta, const GemmGroup<float>* problems,
@@ -122,9 +120,6 @@ void gelu_fwd(T* y, const T* x, int64_t n);
 template <typename T>
 void gelu_bwd(T* dx, const T* dy, const T* x, int64_t n);
 
-struct AttentionShape {
-  int64_t B, Sq, Sk, H, Hkv, Dh;
-};
 template <typename T>
 void attention_fwd(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& s, double scale,
                    int64_t q_offset, int64_t chunk_size, bool causal);
@@ -164,9 +159,6 @@ template <typename T>
 void cross_entropy_bwd(T* dlogits, const T* dlosses, const T* logits, const int32_t* targets, const T* lse,
                        int64_t N, int64_t V, int32_t ignore_index);
 
-struct PatchShape {
-  int64_t B, C, H, W, Co, P;
-};
 template <typename T>
 void patch_embed_fwd(T* y, const T* img, const T* w, const T* b, const PatchShape& s);
 template <typename T>
@@ -198,14 +190,6 @@ template <typename T>
 void adamw_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1, double beta2, double eps,
                 double weight_decay, int64_t step, double grad_scale = 1.0);
 // adamw_step on many tensors, each with its own step count, in one parallel region: the same bits.
-template <typename T>
-struct AdamWSlice {
-  T* param;
-  const T* grad;
-  T* m;
-  T* v;
-  int64_t n, step;
-};
 template <typename T>
 void adamw_multi(const AdamWSlice<T>* tensors, int64_t count, double lr, double beta1, double beta2, double eps,
                  double weight_decay, double grad_scale = 1.0);
