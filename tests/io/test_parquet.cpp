@@ -104,7 +104,9 @@ TEST(Parquet, HuggingFaceLayoutsMatchPyarrow) {
   expect_matches_pyarrow("captions", "captions");
   expect_matches_pyarrow("corpus", "corpus");
   expect_matches_pyarrow("empty", "empty");
-  if (std::ifstream(fixture("datasets_written.parquet"))) expect_matches_pyarrow("datasets_written", "datasets_written");
+  expect_matches_pyarrow("datasets_written", "datasets_written");  // written by datasets' to_parquet
+  pq::ParquetFile hf(fixture("datasets_written.parquet"));
+  EXPECT_EQ(pq::image_fields(hf), std::vector<std::string>{"image"});
 }
 
 TEST(Parquet, SchemaLevelsAndMetadata) {
