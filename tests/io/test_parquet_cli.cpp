@@ -1,0 +1,93 @@
+// Parquet through the commands that take data: `tokenize` and `tokenizer train` on a Parquet corpus give
+// the same outputs as on the same texts as JSONL, folders and globs work, and a wrong column is a clear error.
+#include <unistd.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string pq_fixture(const std::string& name) { return std::string(TV_FIXTURE_DIR) + "/parquet/" + name; }
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+struct CliRun {
+  int rc;
+  std::string err;
+};
+
+CliRun tinyvlm(const std::string& args, const std::string& dir) {
+  const std::string err_file = dir + "/stderr.txt";
+  const std::string cmd = std::string(TV_TINYVLM_BIN) + " " + args + " >/dev/null 2>" + err_file;
+  const int rc = std::system(cmd.c_str());
+  return {rc, read_all(err_file)};
+}
+
+std::string temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("tinyvlm_pqcli_" + std::to_string(getpid()) + "_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+}  // namespace
+
+TEST(ParquetCli, TokenizeGivesTheSameShardsAsJsonl) {
+  const std::string d = temp_dir("tokenize");
+  const std::string tok = std::string(TV_FIXTURE_DIR) + "/tokenizer/tv_tokenizer.json";
+  ASSERT_EQ(tinyvlm("tokenize --quiet --tokenizer " + tok + " --input " + pq_fixture("corpus.jsonl") + " --out " + d + "/j", d).rc, 0);
+  CliRun r = tinyvlm("tokenize --quiet --tokenizer " + tok + " --input " + pq_fixture("corpus.parquet") + " --out " + d + "/p", d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // The same through a glob.
+  r = tinyvlm("tokenize --quiet --tokenizer " + tok + " --input '" + pq_fixture("corp*.parquet") + "' --out " + d + "/g", d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  int shards = 0;
+  for (const auto& e : fs::directory_iterator(d + "/j")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("shard_", 0) != 0) continue;
+    ++shards;
+    const std::string want = read_all(e.path().string());
+    EXPECT_FALSE(want.empty());
+    EXPECT_EQ(read_all(d + "/p/" + name), want) << name;
+    EXPECT_EQ(read_all(d + "/g/" + name), want) << name;
+  }
+  EXPECT_GT(shards, 0);
+  fs::remove_all(d);
+}
+
+TEST(ParquetCli, TokenizerTrainGivesTheSameTokenizerAsJsonl) {
+  const std::string d = temp_dir("train");
+  fs::create_directories(d + "/folder");
+  fs::copy_file(pq_fixture("corpus.parquet"), d + "/folder/part-0.parquet");
+  const std::string common = "tokenizer train --quiet --vocab-size 300 --min-frequency 1 --input ";
+  ASSERT_EQ(tinyvlm(common + pq_fixture("corpus.jsonl") + " --out " + d + "/j.json", d).rc, 0);
+  CliRun r = tinyvlm(common + d + "/folder --out " + d + "/p.json", d);  // a folder of Parquet files
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string want = read_all(d + "/j.json");
+  EXPECT_GT(want.size(), 1000u);
+  EXPECT_EQ(read_all(d + "/p.json"), want);
+  fs::remove_all(d);
+}
+
+TEST(ParquetCli, WrongOrMissingColumnIsAClearError) {
+  const std::string d = temp_dir("column");
+  const std::string tok = std::string(TV_FIXTURE_DIR) + "/tokenizer/tv_tokenizer.json";
+  CliRun r = tinyvlm("tokenize --quiet --tokenizer " + tok + " --input " + pq_fixture("corpus.parquet") + " --column id --out " + d + "/o", d);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("corpus.parquet, row group 0, column 'id', chunk at byte "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("found INT32"), std::string::npos) << r.err;
+  r = tinyvlm("tokenize --quiet --tokenizer " + tok + " --input " + pq_fixture("corpus.parquet") + " --column body --out " + d + "/o", d);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("corpus.parquet: no column 'body' (footer at byte "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the file has: id, text"), std::string::npos) << r.err;
+  fs::remove_all(d);
+}
