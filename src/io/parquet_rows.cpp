@@ -236,6 +236,48 @@ std::vector<ImageRef> as_images(const Value& v, const std::string& where) {
   return out;
 }
 
+std::vector<Message> as_messages(const Value& v, const std::string& where) {
+  std::vector<Message> out;
+  if (v.kind == Value::Null) return out;
+  if (v.kind != Value::List) fail(where, ": expected a list of messages");
+  for (size_t i = 0; i < v.items.size(); ++i) {
+    const Value& m = v.items[i];
+    if (m.kind == Value::Null) continue;
+    const std::string at = str_cat(where, ", message ", i);
+    if (m.kind != Value::Struct) fail(at, ": expected a message struct {role, content} or {from, value}");
+    Message msg;
+    const Value* role = m.field("role");
+    if (!role) role = m.field("from");
+    if (!role || role->kind != Value::Bytes) fail(at, ": the message has no string \"role\" (or \"from\")");
+    msg.role = role->bytes;
+    const Value* content = m.field("content");
+    if (!content) content = m.field("value");
+    if (!content) fail(at, ": the message has no \"content\" (or \"value\")");
+    if (content->kind == Value::Bytes) {
+      msg.text = std::string(content->bytes);
+    } else if (content->kind == Value::List) {
+      for (const Value& part : content->items) {
+        if (part.kind == Value::Bytes) {
+          msg.text += part.bytes;
+          continue;
+        }
+        if (part.kind != Value::Struct) continue;
+        const Value* type = part.field("type");
+        const Value* text = part.field("text");
+        if (type && type->kind == Value::Bytes && type->bytes == "image") {
+          ++msg.images;
+        } else if (text && text->kind == Value::Bytes) {
+          msg.text += text->bytes;
+        }
+      }
+    } else if (content->kind != Value::Null) {
+      fail(at, ": \"content\" is neither a string nor a list of parts");
+    }
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
 std::vector<std::string> image_fields(const ParquetFile& file) {
   std::vector<std::string> out;
   if (const std::string* hf = file.key_value("huggingface")) {

@@ -57,6 +57,16 @@ struct ImageRef {
 std::optional<ImageRef> as_image(const Value& v, const std::string& where);
 std::vector<ImageRef> as_images(const Value& v, const std::string& where);
 
+// One chat message of a conversation column. Both HuggingFace layouts are read: {role, content} where content
+// is a string or a list of parts {type: "text" | "image", text} (rlaif-v_formatted, the chat-template form),
+// and LLaVA's {from, value} (value may hold "<image>" markers, left as they are).
+struct Message {
+  std::string_view role;  // "user", "assistant", "system" / LLaVA's "human", "gpt"
+  std::string text;       // the text parts joined in order
+  int images = 0;         // image parts (rlaif-v: {"type": "image"})
+};
+std::vector<Message> as_messages(const Value& v, const std::string& where);
+
 // The top-level fields that hold images: those the `huggingface` metadata's features call "Image" (also
 // inside a list / Sequence), else the structs (or lists of structs) with a binary `bytes` field.
 std::vector<std::string> image_fields(const ParquetFile& file);

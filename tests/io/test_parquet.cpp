@@ -203,3 +203,21 @@ TEST(Parquet, DamagedCopiesFailCleanly) {
   EXPECT_GT(errors, 50);
   std::remove(path.c_str());
 }
+
+TEST(Parquet, MessagesOfTheRlaifLayout) {
+  pq::ParquetFile f(fixture("rlaif.parquet"));
+  const json want = load_json(fixture("rlaif.json"));
+  pq::FieldValues prompt = pq::read_field(f, 0, "prompt"), chosen = pq::read_field(f, 0, "chosen");
+  pq::FieldValues images = pq::read_field(f, 0, "images");
+  for (size_t r = 0; r < prompt.rows.size(); ++r) {
+    std::vector<pq::Message> p = pq::as_messages(prompt.rows[r], "t"), c = pq::as_messages(chosen.rows[r], "t");
+    ASSERT_EQ(p.size(), 1u);
+    ASSERT_EQ(c.size(), 1u);
+    EXPECT_EQ(p[0].role, "user");
+    EXPECT_EQ(p[0].images, 1);
+    EXPECT_EQ(hex(p[0].text), want["columns"]["prompt"][r][0]["content"][1]["text"]["hex"].get<std::string>());
+    EXPECT_EQ(c[0].role, "assistant");
+    EXPECT_EQ(hex(c[0].text), want["columns"]["chosen"][r][0]["content"][0]["text"]["hex"].get<std::string>());
+    EXPECT_EQ(pq::as_images(images.rows[r], "t").size(), want["columns"]["images"][r].size());
+  }
+}
