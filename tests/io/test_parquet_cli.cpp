@@ -8,6 +8,9 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
+
+#include "data/token_source.h"
 
 namespace fs = std::filesystem;
 
@@ -102,5 +105,24 @@ TEST(ParquetCli, InspectPrintsSchemaRowGroupsAndCodecs) {
   EXPECT_NE(out.find("  sentences: group (list), optional\n"), std::string::npos) << out;
   EXPECT_NE(out.find("  2: 2 rows, "), std::string::npos) << out;
   EXPECT_NE(out.find("  image.bytes  BYTE_ARRAY  SNAPPY; "), std::string::npos) << out;
+  fs::remove_all(d);
+}
+
+// pretrain's raw-text input: a folder of Parquet files gives the token stream of the same texts as JSONL.
+TEST(ParquetCli, PretrainTextStreamMatchesJsonl) {
+  const std::string d = temp_dir("pretrain");
+  fs::create_directories(d + "/folder");
+  fs::copy_file(pq_fixture("corpus.parquet"), d + "/folder/a.parquet");
+  const std::string tok = std::string(TV_FIXTURE_DIR) + "/tokenizer/tv_tokenizer.json";
+  tv::TokenSourceInfo ij, ip;
+  tv::TokenStream j = tv::open_token_stream({pq_fixture("corpus.jsonl")}, tok, &ij);
+  tv::TokenStream p = tv::open_token_stream({d + "/folder"}, tok, &ip);
+  ASSERT_GT(j.size, 100);
+  ASSERT_EQ(p.size, j.size);
+  EXPECT_EQ(ip.documents, ij.documents);
+  std::vector<int32_t> a(size_t(j.size)), b(size_t(p.size));
+  j.read(0, j.size, a.data());
+  p.read(0, p.size, b.data());
+  EXPECT_EQ(a, b);
   fs::remove_all(d);
 }
