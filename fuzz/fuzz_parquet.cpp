@@ -1,5 +1,5 @@
 // libFuzzer harness for the Parquet reader: any bytes as a file, opened and read in full (every row group,
-// every top-level field assembled into rows, the HuggingFace helpers on each value). tv::Error is the
+// every top-level field assembled into rows, the HuggingFace helpers (texts, images, messages) on each value). tv::Error is the
 // expected outcome for damaged input; a crash, a read outside the buffer (ASan) or runaway memory is a bug.
 // Seeds: fuzz/corpus/parquet/ (small files from scripts/fixtures/parquet_fixtures.py).
 #include <unistd.h>
@@ -48,6 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           }
           try {
             sink += tv::pq::as_images(v, "fuzz").size();
+          } catch (const tv::Error&) {
+          }
+          try {
+            for (const tv::pq::Message& m : tv::pq::as_messages(v, "fuzz")) sink += m.text.size() + size_t(m.images);
           } catch (const tv::Error&) {
           }
         }
