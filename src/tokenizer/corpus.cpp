@@ -118,15 +118,21 @@ bool CorpusReader::next(std::vector<std::string_view>& docs, size_t max_bytes) {
         pq_->row = 0;
       }
       const size_t r = pq_->row++;
-      const std::string where = pq_->reader.where(r);
-      for (std::string_view doc : pq::as_texts(pq_->reader.value(0, r), where)) {
+      const pq::Value& v = pq_->reader.value(0, r);
+      auto take = [&](std::string_view doc) {
         batch_bytes += doc.size();
-        if (!check_utf8(&doc, 0, &where)) continue;
-        if (doc.empty() && opt_.skip_empty) continue;
+        if (find_invalid_utf8(doc) != std::string_view::npos) {  // only then is the row's name needed
+          const std::string where = pq_->reader.where(r);
+          if (!check_utf8(&doc, 0, &where)) return;
+        }
+        if (doc.empty() && opt_.skip_empty) return;
         docs.push_back(doc);
         stats_.bytes += doc.size();
         ++stats_.docs;
-      }
+      };
+      if (v.kind == pq::Value::Bytes) take(v.bytes);
+      else if (v.kind != pq::Value::Null)
+        for (std::string_view doc : pq::as_texts(v, pq_->reader.where(r))) take(doc);
       continue;
     }
     if (!file_open_ || pos_ >= file_.size()) {

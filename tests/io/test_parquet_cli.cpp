@@ -126,3 +126,19 @@ TEST(ParquetCli, PretrainTextStreamMatchesJsonl) {
   EXPECT_EQ(a, b);
   fs::remove_all(d);
 }
+
+TEST(ParquetCli, InvalidUtf8NamesFileRowGroupAndRow) {
+  const std::string d = temp_dir("utf8");
+  const std::string tok = std::string(TV_FIXTURE_DIR) + "/tokenizer/tv_tokenizer.json";
+  // The binary `blob` column holds bytes that are not UTF-8.
+  CliRun r = tinyvlm("tokenize --quiet --tokenizer " + tok + " --input " + pq_fixture("codec_none.parquet") +
+                     " --column blob --out " + d + "/o", d);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("codec_none.parquet, row group 0, row "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" of the text: invalid UTF-8"), std::string::npos) << r.err;
+  r = tinyvlm("tokenize --quiet --invalid-utf8 skip --tokenizer " + tok + " --input " + pq_fixture("codec_none.parquet") +
+              " --column blob --out " + d + "/o", d);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("document(s) with ill-formed UTF-8"), std::string::npos) << r.err;
+  fs::remove_all(d);
+}
