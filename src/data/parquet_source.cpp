@@ -44,7 +44,11 @@ std::vector<std::string> glob_files(const std::string& pattern) {
 
 bool is_parquet_input(const std::string& input) {
   if (is_parquet_path(input)) return true;
-  if (has_glob_chars(input) && !fs::exists(input)) return is_parquet_path(input) || !glob_files(input).empty();
+  if (has_glob_chars(input) && !fs::exists(input)) {
+    for (const std::string& f : glob_files(input))
+      if (is_parquet_path(f)) return true;
+    return false;
+  }
   std::error_code ec;
   return fs::is_directory(input, ec) && !folder_parquet(input).empty();
 }

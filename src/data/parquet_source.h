@@ -15,15 +15,15 @@ namespace tv {
 bool is_parquet_path(const std::string& path);  // ends with .parquet (any case)
 bool has_glob_chars(const std::string& s);      // contains *, ? or [
 
-// True when `input` names Parquet data: a .parquet file, a glob, or a folder holding .parquet files.
+// True when `input` names Parquet data: a .parquet file, a glob matching one, or a folder holding them.
 bool is_parquet_input(const std::string& input);
 
 // A .parquet file as is; a folder: its *.parquet files (not recursive), sorted; a glob: its matches, sorted.
 // Errors name the input when nothing matches.
 std::vector<std::string> parquet_files(const std::string& input);
 
-// Every input expanded: folders and globs holding Parquet files become those files; other paths pass
-// through unchanged (the caller checks them).
+// Every input expanded: folders holding Parquet files become those files, globs their matches (of any
+// kind, sorted); other paths pass through unchanged (the caller checks them).
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 
 // Streams rows of one or more Parquet files: next_group() loads the asked-for top-level fields of the next

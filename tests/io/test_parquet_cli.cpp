@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "data/parquet_source.h"
 #include "data/token_source.h"
 
 namespace fs = std::filesystem;
@@ -141,4 +142,31 @@ TEST(ParquetCli, InvalidUtf8NamesFileRowGroupAndRow) {
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("document(s) with ill-formed UTF-8"), std::string::npos) << r.err;
   fs::remove_all(d);
+}
+
+TEST(ParquetCli, RowReaderStreamsFilesAndPassesOverEmptyGroups) {
+  tv::ParquetRowReader rows({pq_fixture("empty.parquet"), pq_fixture("corpus.parquet")}, {"text"});
+  std::vector<std::string> texts;
+  int groups = 0;
+  while (rows.next_group()) {
+    ++groups;
+    EXPECT_NE(rows.where(0).find("corpus.parquet, row group "), std::string::npos);
+    for (size_t r = 0; r < rows.rows(); ++r) texts.emplace_back(rows.value(0, r).bytes);
+  }
+  EXPECT_EQ(groups, 4);  // corpus.parquet's four; empty.parquet's one group has no rows
+  ASSERT_EQ(texts.size(), 64u);
+  EXPECT_EQ(texts[5].rfind("Document 5. ", 0), 0u) << texts[5];
+  // A field one file lacks: the error names that file and its fields.
+  tv::ParquetRowReader bad({pq_fixture("corpus.parquet"), pq_fixture("empty.parquet")}, {"text", "id"});
+  int n = 0;
+  try {
+    while (bad.next_group()) ++n;
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("empty.parquet: no column 'id' (footer at byte "), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(n, 4);
+  EXPECT_TRUE(tv::is_parquet_input(pq_fixture("corp*.parquet")));
+  EXPECT_FALSE(tv::is_parquet_input(pq_fixture("corpus.json*")));
+  EXPECT_EQ(tv::expand_inputs({pq_fixture("corpus.json*")}).size(), 2u);  // corpus.json and corpus.jsonl
 }
