@@ -102,6 +102,7 @@ TEST(Parquet, NestedStructsAndListsMatchPyarrow) {
 TEST(Parquet, HuggingFaceLayoutsMatchPyarrow) {
   expect_matches_pyarrow("rlaif", "rlaif");
   expect_matches_pyarrow("captions", "captions");
+  expect_matches_pyarrow("llava", "llava");
   expect_matches_pyarrow("corpus", "corpus");
   expect_matches_pyarrow("empty", "empty");
   expect_matches_pyarrow("datasets_written", "datasets_written");  // written by datasets' to_parquet
@@ -220,4 +221,24 @@ TEST(Parquet, MessagesOfTheRlaifLayout) {
     EXPECT_EQ(hex(c[0].text), want["columns"]["chosen"][r][0]["content"][0]["text"]["hex"].get<std::string>());
     EXPECT_EQ(pq::as_images(images.rows[r], "t").size(), want["columns"]["images"][r].size());
   }
+}
+
+TEST(Parquet, MessagesOfTheLlavaLayout) {
+  pq::ParquetFile f(fixture("llava.parquet"));
+  const json want = load_json(fixture("llava.json"));
+  EXPECT_EQ(pq::image_fields(f), std::vector<std::string>{"image"});
+  size_t row = 0;
+  for (int g = 0; g < f.num_row_groups(); ++g) {
+    pq::FieldValues conv = pq::read_field(f, g, "conversations"), image = pq::read_field(f, g, "image");
+    for (size_t r = 0; r < conv.rows.size(); ++r, ++row) {
+      std::vector<pq::Message> m = pq::as_messages(conv.rows[r], "t");
+      ASSERT_EQ(m.size(), want["columns"]["conversations"][row].size());
+      for (size_t k = 0; k < m.size(); ++k) {
+        EXPECT_EQ(hex(m[k].role), want["columns"]["conversations"][row][k]["from"]["hex"].get<std::string>());
+        EXPECT_EQ(hex(m[k].text), want["columns"]["conversations"][row][k]["value"]["hex"].get<std::string>());
+      }
+      EXPECT_EQ(pq::as_image(image.rows[r], "t").has_value(), !want["columns"]["image"][row].is_null());
+    }
+  }
+  EXPECT_EQ(row, 8u);
 }
