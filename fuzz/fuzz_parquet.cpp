@@ -1,5 +1,5 @@
 // libFuzzer harness for the Parquet reader: any bytes as a file, opened and read in full (every row group,
-// every top-level field assembled into rows, the HuggingFace helpers (texts, images, messages) on each value). tv::Error is the
+// every top-level field assembled into rows, the HuggingFace accessors (texts, images, messages) on each value). tv::Error is the
 // expected outcome for damaged input; a crash, a read outside the buffer (ASan) or runaway memory is a bug.
 // Seeds: fuzz/corpus/parquet/ (small files from scripts/fixtures/parquet_fixtures.py).
 #include <unistd.h>

@@ -126,7 +126,7 @@ TEST(Parquet, SchemaLevelsAndMetadata) {
   EXPECT_NE(f.schema_text().find("images: group (list), optional"), std::string::npos) << f.schema_text();
 }
 
-TEST(Parquet, HuggingFaceHelpers) {
+TEST(Parquet, HuggingFaceAccessors) {
   pq::ParquetFile f(fixture("captions.parquet"));
   const json want = load_json(fixture("captions.json"));
   pq::FieldValues img = pq::read_field(f, 0, "image");
