@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libopenblas-openmp-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
-      libjpeg62-turbo-dev libpng-dev libutf8proc-dev
+      libjpeg62-turbo-dev libpng-dev libutf8proc-dev libsnappy-dev libzstd-dev zlib1g-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin)
 missing=()

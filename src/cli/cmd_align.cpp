@@ -19,12 +19,19 @@ void add_align_command(CLI::App& app) {
   cmd->add_option("--vit", a->vit, "Vision tower: torchvision vit_b_16 state_dict (.pth or .safetensors) or a VLM checkpoint")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--captions", a->captions, "COCO captions_*.json or JSONL {\"image\", \"caption\"} lines")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--images", a->images, "Folder the image paths are relative to");
-  cmd->add_option("--val-captions", a->val_captions, "Validation captions (default: hold out vlm_val_fraction of the images)")
-      ->check(CLI::ExistingFile);
+  cmd->add_option("--captions", a->captions,
+                  "COCO captions_*.json, JSONL {\"image\", \"caption\"} lines, or Parquet (a .parquet file, folder or glob) "
+                  "with an image and a caption column")
+      ->required();
+  cmd->add_option("--images", a->images,
+                  "Folder the image paths are relative to (Parquet: where the images are extracted, default "
+                  "tinyvlm_images beside the first file)");
+  cmd->add_option("--image-column", a->image_column,
+                  "Parquet image column, a {bytes, path} struct or a list of them (default: from the huggingface metadata)");
+  cmd->add_option("--caption-column", a->caption_column,
+                  "Parquet caption column, a string or a list of strings: one sample per caption (default: the first of "
+                  "caption, captions, sentences, text)");
+  cmd->add_option("--val-captions", a->val_captions, "Validation captions (default: hold out vlm_val_fraction of the images)");
   cmd->add_option("--val-images", a->val_images, "Folder of the validation images (default: --images)");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in --llm)");
   cmd->add_option("--out", a->out, "Run directory: checkpoints (best, last), metrics.jsonl")->required();

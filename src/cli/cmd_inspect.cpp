@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "io/parquet_inspect.h"
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
 
@@ -33,6 +34,10 @@ std::string one_line(const std::string& v, size_t width) {
 }
 
 void run_inspect(const InspectArgs& a) {
+  if (a.path.size() >= 8 && a.path.compare(a.path.size() - 8, 8, ".parquet") == 0) {  // a dataset file
+    std::fputs(pq::inspect_text(a.path, a.json).c_str(), stdout);
+    return;
+  }
   std::unique_ptr<TensorSource> f = open_tensor_file(a.path);
   std::vector<std::string> names;
   for (const std::string& n : f->names())
@@ -71,7 +76,8 @@ void run_inspect(const InspectArgs& a) {
 void add_inspect_command(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "inspect", "List a checkpoint's tensors (dtype, shape) and metadata: safetensors or torch.save (.pt)");
+      "inspect", "List a checkpoint's tensors (dtype, shape) and metadata: safetensors or torch.save (.pt); or a .parquet "
+      "file's schema, row groups, rows and codecs");
   cmd->add_option("checkpoint", a->path, "The file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--match", a->match, "Only tensors whose name contains this text");
   cmd->add_flag("--json", a->json, "One JSON object: path, format, kind, metadata, tensors [{name, dtype, shape}], values");

@@ -79,7 +79,8 @@ tok::InputFormat parse_format(const std::string& s) {
   if (s == "auto") return tok::InputFormat::Auto;
   if (s == "text") return tok::InputFormat::Text;
   if (s == "jsonl") return tok::InputFormat::Jsonl;
-  fail("--format: expected auto, text or jsonl, got '", s, "'");
+  if (s == "parquet") return tok::InputFormat::Parquet;
+  fail("--format: expected auto, text, jsonl or parquet, got '", s, "'");
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -113,6 +114,7 @@ struct TrainArgs {
   std::string unk = "<unk>";
   bool seen_alphabet = false;
   std::string format = "auto", text_key = "text", invalid = "error";
+  std::string column = "text";
   int threads = 0;
   bool quiet = false;
 };
@@ -130,6 +132,7 @@ void run_train(const TrainArgs& a) {
   tok::CorpusOptions c;
   c.format = parse_format(a.format);
   c.text_key = a.text_key;
+  c.column = a.column;
   c.invalid_utf8 = tok::parse_invalid_utf8(a.invalid);
   c.keep_line_endings = true;  // HuggingFace's train(files) feeds each line with its "\n"
   c.skip_empty = true;
@@ -239,6 +242,7 @@ struct TokenizeArgs {
   uint64_t shard_tokens = 1ull << 28;
   bool lines = false;
   std::string format = "auto", text_key = "text", invalid = "error";
+  std::string column = "text";
   int threads = 0;
   bool quiet = false;
 };
@@ -248,6 +252,7 @@ void run_tokenize(const TokenizeArgs& a) {
   tok::CorpusOptions c;
   c.format = parse_format(a.format);
   c.text_key = a.text_key;
+  c.column = a.column;
   c.invalid_utf8 = tok::parse_invalid_utf8(a.invalid);
   c.whole_file = !a.lines;
   c.keep_line_endings = false;
@@ -276,9 +281,10 @@ void add_tokenizer_commands(CLI::App& app) {
   {
     auto a = std::make_shared<TrainArgs>();
     CLI::App* c = tk->add_subcommand("train", "Train a byte-level BPE tokenizer (as HuggingFace's BpeTrainer) and write tokenizer.json");
-    c->add_option("--input", a->inputs, "Text files (each line with its newline is a sequence) or .jsonl files ({\"text\": ...})")
-        ->required()
-        ->check(CLI::ExistingFile);
+    c->add_option("--input", a->inputs,
+                  "Text files (each line with its newline is a sequence), .jsonl files ({\"text\": ...}), or .parquet files, "
+                  "folders or globs (one sequence per row of --column)")
+        ->required();
     c->add_option("--vocab-size", a->vocab_size, "Vocabulary size, special tokens and the 256 byte characters included")
         ->required();
     c->add_option("--min-frequency", a->min_frequency, "Stop when the best pair occurs fewer times than this")->capture_default_str();
@@ -286,8 +292,9 @@ void add_tokenizer_commands(CLI::App& app) {
     c->add_option("--special-tokens", a->special, "Comma-separated special tokens, placed first")->capture_default_str();
     c->add_option("--unk-token", a->unk, "Model unk_token (empty for none)")->capture_default_str();
     c->add_flag("--seen-alphabet", a->seen_alphabet, "Initial alphabet = bytes seen in the corpus (HF's default) instead of all 256");
-    c->add_option("--format", a->format, "Input format: auto (by extension), text, jsonl")->capture_default_str();
+    c->add_option("--format", a->format, "Input format: auto (by extension), text, jsonl, parquet")->capture_default_str();
     c->add_option("--text-key", a->text_key, "JSONL field holding the text")->capture_default_str();
+    c->add_option("--column", a->column, "Parquet column holding the text (a string, or a list of strings)")->capture_default_str();
     c->add_option("--invalid-utf8", a->invalid, "Ill-formed UTF-8: error (as HuggingFace), replace (U+FFFD) or skip (drop the line)")
         ->capture_default_str();
     c->add_option("--threads", a->threads, "Threads (0 = all)");
@@ -325,15 +332,17 @@ void add_tokenizer_commands(CLI::App& app) {
     auto a = std::make_shared<TokenizeArgs>();
     CLI::App* c = app.add_subcommand("tokenize", "Tokenize a corpus into token shards for training (documents separated by EOS)");
     c->add_option("--tokenizer", a->tokenizer, "tokenizer.json")->required()->check(CLI::ExistingFile);
-    c->add_option("--input", a->inputs, "Text files (one document each, or per line with --lines) or .jsonl files")
-        ->required()
-        ->check(CLI::ExistingFile);
+    c->add_option("--input", a->inputs,
+                  "Text files (one document each, or per line with --lines), .jsonl files, or .parquet files, folders or "
+                  "globs (one document per row of --column)")
+        ->required();
     c->add_option("--out", a->out, "Output directory (shard_NNNNN.bin + manifest.json)")->required();
     c->add_option("--eos", a->eos, "Token appended after each document")->capture_default_str();
     c->add_option("--shard-tokens", a->shard_tokens, "Tokens per shard file")->capture_default_str();
     c->add_flag("--lines", a->lines, "Text files: every non-empty line is a document");
-    c->add_option("--format", a->format, "Input format: auto (by extension), text, jsonl")->capture_default_str();
+    c->add_option("--format", a->format, "Input format: auto (by extension), text, jsonl, parquet")->capture_default_str();
     c->add_option("--text-key", a->text_key, "JSONL field holding the text")->capture_default_str();
+    c->add_option("--column", a->column, "Parquet column holding the text (a string, or a list of strings)")->capture_default_str();
     c->add_option("--invalid-utf8", a->invalid, "Ill-formed UTF-8: error, replace (U+FFFD) or skip (drop the document, counted)")
         ->capture_default_str();
     c->add_option("--threads", a->threads, "Threads (0 = all)");

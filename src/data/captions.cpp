@@ -9,6 +9,8 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "data/parquet_captions.h"
+#include "data/parquet_source.h"
 #include "tokenizer/bpe.h"
 
 namespace tv {
@@ -97,7 +99,9 @@ CaptionSet load_jsonl(const std::string& path, const std::string& images_dir) {
 
 }  // namespace
 
-CaptionSet load_captions(const std::string& path, const std::string& images_dir) {
+CaptionSet load_captions(const std::string& path, const std::string& images_dir, const std::string& image_column,
+                         const std::string& caption_column) {
+  if (is_parquet_input(path)) return load_parquet_captions(parquet_files(path), {image_column, caption_column, images_dir});
   if (!fs::is_regular_file(path)) fail(path, ": the captions file does not exist");
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });

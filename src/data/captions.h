@@ -26,7 +26,10 @@ struct CaptionSet {
 // Reads a COCO captions JSON (.json) or a JSONL file (.jsonl, or any file whose first line is a JSON object
 // with "image"). Relative image paths are resolved against images_dir (for JSONL, when images_dir is empty,
 // against the JSONL file's folder). Errors name the file (and line) and what was expected.
-CaptionSet load_captions(const std::string& path, const std::string& images_dir);
+// Parquet data (a .parquet file, a folder or a glob of them; see data/parquet_captions.h) take the image and
+// caption column names (empty: found from the file) and extract their images to images_dir.
+CaptionSet load_captions(const std::string& path, const std::string& images_dir, const std::string& image_column = "",
+                         const std::string& caption_column = "");
 
 // Holds out the last `fraction` of the images (by first appearance; at least one image when there are two or
 // more and fraction > 0) with all their captions, so no image is in both sets.

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/parquet_source.h"
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/shards.h"
@@ -52,6 +53,10 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
   // Token shards: directories of shards or shard files, memory-mapped and chained.
   std::vector<std::string> shard_files, text_files;
   for (const std::string& p : paths) {
+    if (!is_parquet_path(p) && is_parquet_input(p)) {  // a folder or glob of Parquet files: their "text" column
+      for (const std::string& f : parquet_files(p)) text_files.push_back(f);
+      continue;
+    }
     if (!fs::exists(p)) fail(p, ": no such file or directory");
     if (fs::is_directory(p)) {
       std::vector<std::string> found = tok::list_shards(p);
@@ -108,6 +113,8 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
     std::vector<std::string> docs;
     if (ends_with(f, ".jsonl"))
       docs = jsonl_documents(f);
+    else if (is_parquet_path(f))
+      docs = parquet_texts({f}, "text");
     else
       docs.push_back(read_file(f));
     std::vector<std::string_view> views(docs.begin(), docs.end());

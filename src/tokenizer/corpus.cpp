@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "data/parquet_source.h"
 #include "tokenizer/unicode.h"
 
 namespace tv::tok {
@@ -27,8 +28,14 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 }  // namespace
 
+struct CorpusReader::ParquetState {
+  ParquetRowReader reader;
+  size_t row = 0;
+  uint64_t size = 0;
+};
+
 CorpusReader::CorpusReader(std::vector<std::string> files, CorpusOptions opt)
-    : files_(std::move(files)), opt_(std::move(opt)) {
+    : files_(expand_inputs(files)), opt_(std::move(opt)) {
   for (const std::string& f : files_) {
     struct stat st {};
     if (::stat(f.c_str(), &st) != 0) fail(f, ": cannot open input file");
@@ -39,6 +46,11 @@ CorpusReader::CorpusReader(std::vector<std::string> files, CorpusOptions opt)
 CorpusReader::~CorpusReader() = default;
 
 bool CorpusReader::open_next_file() {
+  if (pq_) {
+    done_files_bytes_ += pq_->size;
+    pq_.reset();
+    file_open_ = false;
+  }
   if (file_open_) {
     done_files_bytes_ += file_.size();
     retired_.push_back(std::move(file_));
@@ -47,6 +59,15 @@ bool CorpusReader::open_next_file() {
   }
   if (file_index_ >= files_.size()) return false;
   const std::string& path = files_[file_index_++];
+  if (opt_.format == InputFormat::Parquet || (opt_.format == InputFormat::Auto && is_parquet_path(path))) {
+    pq::require_text_field(pq::ParquetFile(path), opt_.column);
+    pq_.reset(new ParquetState{ParquetRowReader({path}, {opt_.column}), 0, 0});
+    pq_->size = pq_->reader.total_bytes();
+    pq_->row = 0;
+    file_open_ = true;
+    ++stats_.files;
+    return true;
+  }
   file_ = MappedFile(path);
   file_open_ = true;
   pos_ = 0;
@@ -57,10 +78,10 @@ bool CorpusReader::open_next_file() {
   return true;
 }
 
-bool CorpusReader::check_utf8(std::string_view* doc, uint64_t offset) {
+bool CorpusReader::check_utf8(std::string_view* doc, uint64_t offset, const std::string* at) {
   const size_t bad = find_invalid_utf8(*doc);
   if (bad == std::string_view::npos) return true;
-  const std::string where = str_cat(file_.path(), ": byte ", offset + bad);
+  const std::string where = at ? str_cat(*at, ": byte ", bad, " of the text") : str_cat(file_.path(), ": byte ", offset + bad);
   if (stats_.first_invalid.empty()) stats_.first_invalid = where;
   switch (opt_.invalid_utf8) {
     case InvalidUtf8::Error:
@@ -86,6 +107,34 @@ bool CorpusReader::next(std::vector<std::string_view>& docs, size_t max_bytes) {
   retired_.clear();
   size_t batch_bytes = 0;
   while (batch_bytes < max_bytes) {
+    if (pq_) {
+      // One row group at a time; its texts are views into it, so a batch ends where a group does.
+      if (pq_->row >= pq_->reader.rows()) {
+        if (!docs.empty()) break;
+        if (!pq_->reader.next_group()) {
+          if (!open_next_file()) break;
+          continue;
+        }
+        pq_->row = 0;
+      }
+      const size_t r = pq_->row++;
+      const pq::Value& v = pq_->reader.value(0, r);
+      auto take = [&](std::string_view doc) {
+        batch_bytes += doc.size();
+        if (find_invalid_utf8(doc) != std::string_view::npos) {  // only then is the row's name needed
+          const std::string where = pq_->reader.where(r);
+          if (!check_utf8(&doc, 0, &where)) return;
+        }
+        if (doc.empty() && opt_.skip_empty) return;
+        docs.push_back(doc);
+        stats_.bytes += doc.size();
+        ++stats_.docs;
+      };
+      if (v.kind == pq::Value::Bytes) take(v.bytes);
+      else if (v.kind != pq::Value::Null)
+        for (std::string_view doc : pq::as_texts(v, pq_->reader.where(r))) take(doc);
+      continue;
+    }
     if (!file_open_ || pos_ >= file_.size()) {
       if (!open_next_file()) break;
       if (file_.size() == 0) continue;
@@ -144,7 +193,7 @@ bool CorpusReader::next(std::vector<std::string_view>& docs, size_t max_bytes) {
     stats_.bytes += line.size();
     ++stats_.docs;
   }
-  bytes_read_ = done_files_bytes_ + (file_open_ ? pos_ : 0);
+  bytes_read_ = done_files_bytes_ + (pq_ ? pq_->reader.bytes_done() : file_open_ ? pos_ : 0);
   return !docs.empty() || file_open_ || file_index_ < files_.size();
 }
 

@@ -1,5 +1,6 @@
-// Reading training text: plain-text files (line by line, or whole) and JSONL files ({"text": ...}
-// per line), with UTF-8 checking. Shared by the BPE trainer and the corpus tokenizer.
+// Reading training text: plain-text files (line by line, or whole), JSONL files ({"text": ...}
+// per line) and Parquet files (a string column, one document per row; folders and globs of them too),
+// with UTF-8 checking. Shared by the BPE trainer and the corpus tokenizer.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -18,11 +19,12 @@ namespace tv::tok {
 enum class InvalidUtf8 { Error, Replace, Skip };
 InvalidUtf8 parse_invalid_utf8(const std::string& s);  // "error" | "replace" | "skip"
 
-enum class InputFormat { Auto, Text, Jsonl };  // Auto: *.jsonl / *.json are JSONL, the rest text
+enum class InputFormat { Auto, Text, Jsonl, Parquet };  // Auto: *.jsonl / *.json are JSONL, *.parquet Parquet, the rest text
 
 struct CorpusOptions {
   InputFormat format = InputFormat::Auto;
   std::string text_key = "text";  // JSONL field holding the document
+  std::string column = "text";    // Parquet column holding the document (a string, or a list: one per element)
   InvalidUtf8 invalid_utf8 = InvalidUtf8::Error;
   // Text files: each line is a document. keep_line_endings keeps its "\n" (HuggingFace's
   // train(files) feeds lines that way); otherwise "\n" and a preceding "\r" are dropped.
@@ -58,7 +60,9 @@ class CorpusReader {
   bool open_next_file();
   // Applies the UTF-8 policy to a document found at `offset` of the current file. Returns false to
   // drop it; may replace *doc with an owned, repaired copy.
-  bool check_utf8(std::string_view* doc, uint64_t offset);
+  bool check_utf8(std::string_view* doc, uint64_t offset, const std::string* where = nullptr);
+  struct ParquetState;  // the Parquet file being read (corpus.cpp)
+  std::unique_ptr<ParquetState> pq_;
 
   std::vector<std::string> files_;
   CorpusOptions opt_;

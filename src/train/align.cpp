@@ -87,10 +87,10 @@ AlignResult align(const AlignOptions& a) {
   // Data.
   CaptionSet train, val;
   {
-    CaptionSet all = load_captions(a.captions, a.images);
+    CaptionSet all = load_captions(a.captions, a.images, a.image_column, a.caption_column);
     if (!a.val_captions.empty()) {
       train = std::move(all);
-      val = load_captions(a.val_captions, a.val_images.empty() ? a.images : a.val_images);
+      val = load_captions(a.val_captions, a.val_images.empty() ? a.images : a.val_images, a.image_column, a.caption_column);
     } else {
       split_by_image(all, val_fraction, train, val);
     }

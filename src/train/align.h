@@ -16,6 +16,7 @@ struct AlignOptions : RunOptions {
   std::string tokenizer;  // empty: the one recorded in the phase-1 checkpoint
   std::string captions, images;          // COCO captions JSON or JSONL, and the image folder
   std::string val_captions, val_images;  // optional; else vlm_val_fraction of the images is held out
+  std::string image_column, caption_column;  // Parquet captions: the columns (empty: found from the file)
   std::string cache_features;  // frozen-feature cache folder (empty: none)
 };
 
