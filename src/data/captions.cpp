@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "data/parquet_captions.h"
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 #include "tokenizer/bpe.h"
 
 namespace tv {

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 
 namespace tv {
 namespace fs = std::filesystem;

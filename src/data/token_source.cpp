@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/shards.h"

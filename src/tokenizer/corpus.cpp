@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 #include "tokenizer/unicode.h"
 
 namespace tv::tok {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 #include "data/token_source.h"
 
 namespace fs = std::filesystem;

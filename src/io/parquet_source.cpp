@@ -1,4 +1,4 @@
-#include "data/parquet_source.h"
+#include "io/parquet_source.h"
 
 #include <glob.h>
 
