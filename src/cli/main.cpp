@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/trainer.h"
 
 // How OpenMP threads wait between parallel regions. Sleeping at once (passive) costs a futex wake-up per
 // region, measured at about 15% of a training step (several hundred regions per step); spinning without
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const tv::Interrupted& e) {
+    return 128 + e.signal;  // 130 for SIGINT, 143 for SIGTERM; the loop has said where `last` is
   } catch (const tv::Error& e) {
     std::fprintf(stderr, "tinyvlm: error: %s\n", e.what());
     return 1;

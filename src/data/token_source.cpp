@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/corpus.h"
 #include "tokenizer/shards.h"
 
 namespace tv {
@@ -32,9 +33,12 @@ std::vector<std::string> jsonl_documents(const std::string& path) {
     if (l.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     nlohmann::json j;
     try {
+      tok::require_valid_utf8(l, path + ":" + std::to_string(line));
       j = nlohmann::json::parse(l);
-    } catch (const std::exception& e) {
-      fail(path, ":", line, ": invalid JSON: ", e.what());
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(path, ":", line, ": invalid JSON at byte ", e.byte, " of the line");
+    } catch (const nlohmann::json::exception&) {
+      fail(path, ":", line, ": invalid JSON (a number out of range)");
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail(path, ":", line, ": expected an object with a string field \"text\"");
@@ -108,8 +112,10 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
     std::vector<std::string> docs;
     if (ends_with(f, ".jsonl"))
       docs = jsonl_documents(f);
-    else
+    else {
       docs.push_back(read_file(f));
+      tok::require_valid_utf8(docs.back(), f);
+    }
     std::vector<std::string_view> views(docs.begin(), docs.end());
     auto enc = tk.encode_batch(views);
     for (auto& e : enc) {

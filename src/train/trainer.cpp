@@ -1,16 +1,20 @@
 #include "train/trainer.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/run_dir.h"
 
 namespace tv {
 namespace fs = std::filesystem;
@@ -21,6 +25,14 @@ std::string checkpoint_path(const std::string& dir, const std::string& name) {
 
 void save_model(const std::string& path, const ParamStore& params, const std::map<std::string, std::string>& meta) {
   save_safetensors(path, params.named_values(), meta);
+}
+
+std::string path_for_run(const std::string& path, const std::string& run_dir) {
+  std::error_code ec;
+  fs::path abs = fs::weakly_canonical(fs::absolute(path), ec);
+  fs::path run = fs::weakly_canonical(fs::absolute(run_dir), ec);
+  fs::path rel = abs.lexically_relative(run);
+  return ec || rel.empty() ? abs.string() : rel.string();
 }
 
 namespace {
@@ -45,24 +57,100 @@ struct TrainerState {
   std::string data;
 };
 
-void save_checkpoint(const std::string& dir, const std::string& name, const ParamStore& params, const AdamW& opt,
+// SIGINT / SIGTERM while training: the first one is noted and acted on after the current step; a second
+// one exits at once. The previous handlers come back when the loop ends.
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal) _exit(128 + sig);
+  g_stop_signal = sig;
+  const char msg[] = "\nstopping after this step (checkpointing); interrupt again to exit at once\n";
+  if (::write(2, msg, sizeof msg - 1) < 0) {
+  }
+}
+
+struct StopSignals {
+  struct sigaction old_int {}, old_term {};
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  }
+};
+
+// metrics.jsonl, one JSON object a line, flushed every line so that a kill loses none.
+struct MetricsLog {
+  std::FILE* f = nullptr;
+  std::string path;
+  explicit MetricsLog(const std::string& p) : path(p) {
+    f = std::fopen(p.c_str(), "ab");
+    if (!f) fail(p, ": cannot open for appending (", std::strerror(errno), ")");
+  }
+  ~MetricsLog() {
+    if (f) std::fclose(f);
+  }
+  void write(const nlohmann::json& j) {
+    std::string line = j.dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), f) != line.size() || std::fflush(f) != 0)
+      fail(path, ": write failed (", std::strerror(errno), ")");
+  }
+};
+
+void save_checkpoint(RunDir& dir, const std::string& name, const ParamStore& params, const AdamW& opt,
                      const TrainLoopConfig& cfg, const TrainerState& st) {
   std::map<std::string, std::string> meta = cfg.metadata;
   meta["format"] = "tinyvlm";
   meta["phase"] = cfg.phase;
   meta["step"] = std::to_string(st.step);
   if (st.has_best) meta["best_" + cfg.best_metric] = std::to_string(st.best);
-  // The state file alone resumes a run: parameters, moments and counters in one atomically renamed file,
-  // so a kill at any moment leaves a consistent pair of (old or new) files behind.
+  // The state file alone resumes a run: parameters, moments and counters. Model and state go into one
+  // folder whose link is switched in one rename, so a kill at any moment leaves an old or a new pair.
   std::vector<NamedTensor> state = opt.state_tensors();
   for (const NamedTensor& p : params.named_values()) state.push_back({"param." + p.name, p.tensor});
   nlohmann::json js = {{"step", st.step},         {"skipped", st.skipped},     {"best", st.best},
                        {"has_best", st.has_best}, {"has_first", st.has_first}, {"first_val", st.first_val},
                        {"last_val", st.last_val}, {"data", st.data},         {"adam_step", opt.step},
                        {"phase", cfg.phase}};
-  save_safetensors((fs::path(dir) / (name + ".state.safetensors")).string(), state,
-                   {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
-  save_model(checkpoint_path(dir, name), params, meta);
+  dir.commit_checkpoint(name, st.step, [&](const std::string& model_path, const std::string& state_path) {
+    save_safetensors(state_path, state, {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
+    save_model(model_path, params, meta);
+  });
+}
+
+// After a SIGINT / SIGTERM: `last` written, where it is said, and Interrupted thrown (the command exits
+// with 128 + signal).
+template <class SaveLast>
+[[noreturn]] void stop_on_signal(RunDir& dir, const TrainLoopConfig& cfg, const TrainerState& st, SaveLast& save_last) {
+  const int sig = g_stop_signal;
+  save_last();
+  const std::string where = (fs::path(dir.path()) / "last").string();
+  std::fprintf(stderr, "\n%s: %s at step %lld: saved %s (model and state); continue with --resume\n", cfg.phase.c_str(),
+               sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", (long long)st.step, where.c_str());
+  throw Interrupted(sig, where);
+}
+
+// A batch with a non-finite loss or gradient norm: reported and logged; after max_skips of them in a row
+// the weights cannot be trusted to recover, so the run stops with `last` holding its last good state.
+template <class SaveLast>
+void skip_batch(const TrainLoopConfig& cfg, TrainerState& st, MetricsLog& metrics, const char* what, int64_t in_a_row,
+                bool tty, SaveLast& save_last) {
+  ++st.skipped;
+  std::fprintf(stderr, "%s%s: non-finite %s at step %lld, batch skipped (%lld skipped so far, %lld in a row)\n",
+               tty ? "\r\033[K" : "", cfg.phase.c_str(), what, (long long)st.step, (long long)st.skipped,
+               (long long)in_a_row);
+  metrics.write({{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}, {"cause", what}});
+  if (in_a_row < cfg.max_skips) return;
+  save_last();  // nothing non-finite was ever applied: these weights are the last good ones
+  fail(cfg.phase, ": stopped: ", in_a_row, " batches in a row had a non-finite ", what, " at step ", st.step,
+       " (max_skips = ", cfg.max_skips, "); the last good checkpoint is ", (fs::path(cfg.out_dir) / "last").string(),
+       ". Try a lower learning rate or a smaller max_grad_norm");
 }
 
 }  // namespace
@@ -75,6 +163,8 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   lc.stop_after = run.stop_after;
   lc.resume = run.resume;
   lc.quiet = run.quiet;
+  lc.overwrite = run.overwrite;
+  lc.config_source = cfg.source();
   lc.metadata["config"] = cfg.to_toml();
   lc.grad_accum = cfg.get_int(prefix + "grad_accum", 1);
   lc.log_every = cfg.get_int(prefix + "log_interval", 10);
@@ -84,6 +174,10 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   if (lc.save_every < 0) fail(cfg.source(), ": ", prefix, "save_interval must be >= 0 (0: best/last only)");
   lc.matmul_precision =
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
+  lc.max_skips = cfg.get_int("max_skips", 20);
+  lc.checkpoint_minutes = cfg.get_double("checkpoint_minutes", 10);
+  if (lc.max_skips < 1) fail(cfg.source(), ": max_skips must be at least 1, got ", lc.max_skips);
+  if (lc.checkpoint_minutes < 0) fail(cfg.source(), ": checkpoint_minutes must be >= 0 (0: off)");
   return lc;
 }
 
@@ -91,7 +185,14 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   TV_CHECK(!cfg.out_dir.empty(), "run_training: no output directory");
   TV_CHECK(cfg.total_steps > 0, "the number of training steps must be positive, got ", cfg.total_steps);
   TV_CHECK(cfg.grad_accum >= 1, "grad_accum must be >= 1");
-  fs::create_directories(cfg.out_dir);
+  TV_CHECK(cfg.max_skips >= 1, "max_skips must be >= 1");
+  check_optimizer_settings(opt, cfg.lr, cfg.max_grad_norm, cfg.config_source.empty() ? cfg.phase : cfg.config_source);
+  RunDirOptions rdo;
+  rdo.resume = cfg.resume;
+  rdo.overwrite = cfg.overwrite;
+  rdo.quiet = cfg.quiet;
+  rdo.what = cfg.phase;
+  RunDir dir(cfg.out_dir, rdo);
   TrainerState st;
   MatmulPrecisionScope precision(cfg.matmul_precision);
   if (!cfg.quiet && cfg.matmul_precision == MatmulPrecision::BF16)
@@ -122,6 +223,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     if (!cfg.quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
   }
 
+  using clock = std::chrono::steady_clock;
   const std::string metrics_path = (fs::path(cfg.out_dir) / "metrics.jsonl").string();
   if (cfg.resume && fs::exists(metrics_path)) {
     // Drop what was logged after the checkpoint we resume from: those steps are about to be redone.
@@ -133,9 +235,10 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     }
     write_file_atomic(metrics_path, kept);
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
+  MetricsLog metrics(metrics_path);
+  StopSignals stop_signals;
+  auto t_saved = clock::now();  // the last time `last` was written
   const bool tty = isatty(fileno(stderr));
-  using clock = std::chrono::steady_clock;
   auto t_start = clock::now();
   int64_t tokens_since = 0, steps_since = 0;
   auto t_since = clock::now();
@@ -152,8 +255,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     st.last_val = v;
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "val"}};
     for (auto& [k, x] : vm) j[k] = x;
-    metrics << j.dump() << "\n";
-    metrics.flush();
+    metrics.write(j);
     bool improved = !st.has_best || (cfg.higher_is_better ? v > st.best : v < st.best);
     if (!cfg.quiet) {
       std::string line = cfg.phase + " validation at step " + std::to_string(st.step) + ":";
@@ -169,7 +271,14 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
 
   if (st.step == 0 && cfg.val_every > 0) run_validation();  // the starting point, never saved as best
 
+  int64_t skips_in_a_row = 0;
+  auto save_last = [&] {
+    st.data = task.data_state();
+    save_checkpoint(dir, "last", params, opt, cfg, st);
+    t_saved = clock::now();
+  };
   while (st.step < cfg.total_steps && (cfg.stop_after < 0 || st.step < cfg.stop_after)) {
+    if (g_stop_signal) stop_on_signal(dir, cfg, st, save_last);
     params.zero_grad();
     StepStats sum;
     bool finite = true;
@@ -180,19 +289,19 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
       for (auto& [k, x] : s.metrics) sum.metrics[k] += x / double(cfg.grad_accum);
       sum.tokens += s.tokens;
     }
-    if (!finite) {
+    double gnorm = 0;
+    if (finite) {
+      if (cfg.grad_accum > 1)
+        for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
+      // Clipping as torch.nn.utils.clip_grad_norm_, its coefficient applied inside AdamW.
+      gnorm = ops::grad_norm(params.grads());
+    }
+    if (!finite || !std::isfinite(gnorm)) {
       // Never apply a non-finite batch: drop its gradients, keep the step count and schedule where they are.
-      ++st.skipped;
-      std::fprintf(stderr, "%s%s: non-finite loss at step %lld, batch skipped (%lld skipped so far)\n", tty ? "\r\033[K" : "",
-                   cfg.phase.c_str(), (long long)st.step, (long long)st.skipped);
-      nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}};
-      metrics << j.dump() << "\n";
+      skip_batch(cfg, st, metrics, finite ? "gradient norm" : "loss", ++skips_in_a_row, tty, save_last);
       continue;
     }
-    if (cfg.grad_accum > 1)
-      for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
-    // Clipping as torch.nn.utils.clip_grad_norm_, its coefficient applied inside AdamW.
-    const double gnorm = ops::grad_norm(params.grads());
+    skips_in_a_row = 0;
     double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
     opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
     ++st.step;
@@ -202,7 +311,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "train"}, {"loss", sum.loss},
                         {"lr", lr},        {"grad_norm", gnorm}};
     for (auto& [k, x] : sum.metrics) j[k] = x;
-    metrics << j.dump() << "\n";
+    metrics.write(j);
 
     bool last_step = st.step == cfg.total_steps || st.step == cfg.stop_after;
     if (!cfg.quiet && (st.step % cfg.log_every == 0 || last_step || st.step == start_step + 1)) {
@@ -230,12 +339,13 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     if (improved) {
       st.best = st.last_val;
       st.has_best = true;
-      save_checkpoint(cfg.out_dir, "best", params, opt, cfg, st);
+      save_checkpoint(dir, "best", params, opt, cfg, st);
     }
     if (cfg.save_every > 0 && st.step % cfg.save_every == 0)
-      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, opt, cfg, st);
-    if (validate_now || last_step || (cfg.save_every > 0 && st.step % cfg.save_every == 0))
-      save_checkpoint(cfg.out_dir, "last", params, opt, cfg, st);
+      save_checkpoint(dir, "step_" + std::to_string(st.step), params, opt, cfg, st);
+    const bool time_to_save = cfg.checkpoint_minutes > 0 &&
+                              std::chrono::duration<double>(clock::now() - t_saved).count() >= 60.0 * cfg.checkpoint_minutes;
+    if (validate_now || last_step || time_to_save || (cfg.save_every > 0 && st.step % cfg.save_every == 0)) save_last();
   }
   if (tty && !cfg.quiet) std::fprintf(stderr, "\n");
 
