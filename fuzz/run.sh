@@ -28,7 +28,7 @@ for name in "${names[@]}"; do
     echo "fuzz_$name: ok, $runs executions in ${secs}s, coverage $cov edges, $ft features"
   else
     echo "fuzz_$name: FAILED"; tail -40 "$log"
-    mkdir -p fuzz-artifacts && cp -r "$scratch/artifacts/$name" fuzz-artifacts/ 2>/dev/null || true
+    mkdir -p "$build/fuzz-artifacts" && cp -r "$scratch/artifacts/$name" "$build/fuzz-artifacts/" 2>/dev/null || true
     status=1
   fi
 done

@@ -2,6 +2,7 @@
 """Writes fuzz/corpus/<name>/: small seed inputs for each harness (copied from the test fixtures or built
 here), plus the regression inputs of defects the fuzzers found (files named regress-*). Re-run after
 changing a file format; the output is committed."""
+import base64
 import json
 import os
 import shutil
@@ -82,6 +83,12 @@ def main():
         src = os.path.join(FIX, "images", f)
         if os.path.exists(src) and os.path.getsize(src) < 20000:
             copy("image", src)
+
+    # A 146-byte CMYK JPEG declaring 2384 x 63808 pixels: decoding it under ASan outran libFuzzer's
+    # timeout (the fuzz build bounds images at 4 Mpixel; normal builds keep PIL's bound).
+    put("image", "regress-huge-declared-size.jpg", base64.b64decode(
+        "/9j/7gAOQWRvYmUAZAAAAAAA/9sAQwADAgIDAgIDA2ADA/UEAwMEBQgFBQQBAAAAAAAAYXAABM/Q8/T09PT09PT09PT09PT09PT09AML"
+        "C/T09PT09PQLFRT/wAAUCPlACVAEQxEATREAWREASxEAAAAAAAAAAQIDBAUGBwgJCgv/2gAOBEMATQBZAEsAANk//9k="))
 
     # captions: the first byte picks the name the reader sees (odd: .jsonl, even: .json)
     put("captions", "coco.json", b"\x00" + json.dumps({

@@ -13,7 +13,7 @@
 
 namespace tv::cli {
 
-// --threads N: 1..1024, with a warning above the number of cores (more threads than cores only slow
+// --threads N: 1..256, with a warning above the number of cores (more threads than cores only slow
 // every one of them down). Leaves `threads` at 0 (all cores) when not given.
 inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
   return cmd
@@ -25,8 +25,8 @@ inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
               std::fprintf(stderr, "tinyvlm: warning: --threads %d is more than the %ld cores of this machine\n", n, cores);
             threads = n;
           },
-          "Worker threads, 1 to 1024 (default: all cores)")
-      ->check(CLI::Range(1, 1024));
+          "Worker threads, 1 to 256 (default: all cores)")
+      ->check(CLI::Range(1, 256));
 }
 
 inline void add_training_run_options(CLI::App* cmd, const std::shared_ptr<RunOptions>& a,

@@ -74,8 +74,9 @@ struct Fixture {
   }
   ~Fixture() { fs::remove_all(dir); }
   std::string pretrain(const std::string& out, const std::string& extra) const {
-    return "pretrain --config " + config + " --data " + data + " --tokenizer " + kTokenizer + " --out " + out +
-           " --threads 1 " + extra;
+    const std::string threads = extra.find("--threads") == std::string::npos ? " --threads 1 " : " ";
+    return "pretrain --config " + config + " --data " + data + " --tokenizer " + kTokenizer + " --out " + out + threads +
+           extra;
   }
 };
 
@@ -159,10 +160,17 @@ TEST(CliSafety, InputsAreChecked) {
     EXPECT_EQ(r.out.find("json.exception"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("filesystem error"), std::string::npos) << r.out;
   };
-  refused(f.pretrain(out, "--steps 0"), "--steps");
-  refused(f.pretrain(out, "--steps -5"), "--steps");
-  refused(f.pretrain(out, "--threads 1000"), "--threads");
-  refused(f.pretrain(out, "--threads -1"), "--threads");
+  refused(f.pretrain(out, "--steps 0"), "--steps: Value 0 not in range");
+  refused(f.pretrain(out, "--steps -5"), "--steps: Value -5 not in range");
+  refused(f.pretrain(out, "--threads 1000"), "--threads: Value 1000 not in range");
+  refused(f.pretrain(out, "--threads -1"), "--threads: Value -1 not in range");
+  refused(f.pretrain(out, "--threads 0"), "--threads: Value 0 not in range");
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 256) {  // more threads than cores: allowed, with a warning
+    Result many = run(f.pretrain((f.dir / "many").string(), "--steps 1 --threads " + std::to_string(cores + 1)));
+    EXPECT_EQ(many.code, 0) << many.out;
+    EXPECT_NE(many.out.find("more than the " + std::to_string(cores) + " cores"), std::string::npos) << many.out;
+  }
   refused(f.pretrain(out, "--set lrr=5"), "did you mean 'lr'");
   refused(f.pretrain(out, "--set lr=inf"), "--set lr=inf");
   tv::write_file_atomic(f.config, std::string(kConfig) + "wieght_decay = 5.0\n");
@@ -181,8 +189,9 @@ TEST(CliSafety, InputsAreChecked) {
 
   ASSERT_EQ(run(f.pretrain(out, "--steps 1")).code, 0);
   const std::string model = "--model " + out + "/best.safetensors --threads 1 ";
-  refused("generate " + model + "--prompt-ids '1 2' --top-k -3", "--top-k");
-  refused("generate " + model + "--prompt-ids '1 2' --repetition-penalty 0", "--repetition-penalty");
+  refused("generate " + model + "--prompt-ids '1 2' --top-k -3", "--top-k: Value -3 not in range");
+  refused("generate " + model + "--prompt-ids '1 2' --repetition-penalty 0", "--repetition-penalty: Value 0 not in range");
+  refused("generate --model " + out + "/best.safetensors --threads 5000 --prompt-ids '1 2'", "--threads: Value 5000 not in range");
   refused("generate " + model + "--prompt \"$(printf 'a\\377b')\"", "--prompt: byte 1: invalid UTF-8");
   tv::write_file_atomic((f.dir / "bad_ppl.txt").string(), "abc \xc3");
   refused("perplexity " + model + "--text-file " + (f.dir / "bad_ppl.txt").string(), "bad_ppl.txt: byte 4: invalid UTF-8");
