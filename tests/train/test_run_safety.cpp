@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -376,7 +377,7 @@ TEST(RunSafety, Kill9AtRandomMomentsNeverPairsFilesOfTwoSteps) {
   std::uniform_int_distribution<int> wait_ms(30, 400);
   int64_t last_step = -1;
   const int trials = 24;
-  int resumed = 0;
+  int resumed = 0, killed_mid_commit = 0;
   for (int t = 0; t < trials; ++t) {
     pid_t child = spawn_child(d);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(rng)));
@@ -384,7 +385,15 @@ TEST(RunSafety, Kill9AtRandomMomentsNeverPairsFilesOfTwoSteps) {
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << "trial " << t;
+    bool mid_commit = false;  // the kill came while a checkpoint was being written
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d / "checkpoints", ec))
+      if (e.path().extension() == ".tmp") mid_commit = true;
+    killed_mid_commit += mid_commit;
     check_pair(d, "best");
+    for (const auto& e : fs::directory_iterator(d, ec))  // and every step_N snapshot
+      if (e.is_symlink() && e.path().filename().string().rfind("step_", 0) == 0 && e.path().extension().empty())
+        check_pair(d, e.path().filename().string());
     int64_t step = check_pair(d, "last");
     if (step >= 0 && last_step >= 0) {
       EXPECT_GE(step, last_step) << "trial " << t;  // a resume never goes back
@@ -393,6 +402,8 @@ TEST(RunSafety, Kill9AtRandomMomentsNeverPairsFilesOfTwoSteps) {
     if (step >= 0) last_step = step;
   }
   ASSERT_GE(last_step, 0) << "no checkpoint was ever written";
+  std::printf("kill -9: %d trials, %d resumed, %d killed while a checkpoint was being written, last step %lld\n", trials,
+              resumed, killed_mid_commit, (long long)last_step);
   EXPECT_GE(resumed, trials / 2);
   // A final resume runs to its end.
   const std::string stop = std::to_string(last_step + 2);
