@@ -82,8 +82,9 @@ void set_link(const fs::path& link, const std::string& target) {
   }
 }
 
-// <name>.safetensors and <name>.state.safetensors, links through <name>, made once.
-void ensure_file_links(const fs::path& dir, const std::string& name) {
+// <name>.safetensors and <name>.state.safetensors, links through <name>, made once. Without
+// replace_files a plain file of that name (a run folder of an older layout) is left for later.
+void ensure_file_links(const fs::path& dir, const std::string& name, bool replace_files = true) {
   const std::pair<const char*, const char*> files[] = {{".safetensors", "model.safetensors"},
                                                         {".state.safetensors", "state.safetensors"}};
   for (const auto& [suffix, file] : files) {
@@ -91,6 +92,7 @@ void ensure_file_links(const fs::path& dir, const std::string& name) {
     std::string target = name + "/" + file;
     std::error_code ec;
     if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec).string() == target) continue;
+    if (!replace_files && fs::exists(fs::symlink_status(link, ec))) continue;
     set_link(link, target);  // also replaces a plain file from a run folder of an older layout
   }
 }
@@ -202,6 +204,8 @@ void RunDir::commit_checkpoint(const std::string& name, int64_t step,
   fs::rename(tmp, ckpt / folder, ec);
   if (ec) fail((ckpt / folder).string(), ": cannot rename from ", tmp.string(), " (", ec.message(), ")");
   fsync_dir(ckpt);
+  // The file links first (dangling until <name> exists), so that they are there the moment <name> is.
+  ensure_file_links(dir, name, false);
   set_link(link, std::string(kCheckpoints) + "/" + folder);  // the commit point of model and state
   ensure_file_links(dir, name);
   fsync_dir(dir);

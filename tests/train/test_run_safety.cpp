@@ -330,7 +330,7 @@ TEST(RunSafety, PathsARunRecordsAreRelativeToItsFolder) {
 TEST(RunSafetyChild, DISABLED_TrainUntilKilled) {
   const char* out = std::getenv("TV_KILL9_OUT");
   if (!out) GTEST_SKIP();
-  TinyRun r(out, 20000);  // big enough that a checkpoint takes a moment to write
+  TinyRun r(out, 8000);  // big enough that a checkpoint takes a moment to write
   r.cfg.total_steps = 1000000;
   r.cfg.save_every = 1;
   r.cfg.val_every = 1;
