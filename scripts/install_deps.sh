@@ -5,7 +5,8 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libopenblas-openmp-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
       libjpeg62-turbo-dev libpng-dev libutf8proc-dev libsnappy-dev libzstd-dev zlib1g-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin  # MPI: data-parallel training (docs/distributed.md)
+      clang libclang-rt-dev)  # clang + libFuzzer/ASan/UBSan runtimes: the fuzz harnesses (docs/fuzzing.md)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

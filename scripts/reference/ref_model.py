@@ -2,7 +2,7 @@
 
 This module is the ground truth the C++ engine is tested against (see
 tests/fixtures/model/README.md and tests/fixtures/vlm/README.md). It follows the
-reference behaviour described in REFERENCE.md:
+reference behaviour described in docs/spec.md:
 
 * parameter names are the interchange state_dict names (section 3), including the
   reference layout in which *every* decoder layer owns both a dense SwiGLU block and

@@ -1,5 +1,5 @@
 // `tinyvlm align`: phase 2, vision-language alignment — trains the projector between the frozen vision tower
-// and the frozen phase-1 decoder on image-caption pairs (REFERENCE.md section 7).
+// and the frozen phase-1 decoder on image-caption pairs (docs/spec.md section 7).
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"

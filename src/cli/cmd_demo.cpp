@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/train_options.h"
 #include "core/parallel.h"
 #include "data/demo_corpus.h"
 #include "io/atomic_file.h"
@@ -222,7 +223,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--documents", a->documents, "Corpus size in documents")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--align-steps", a->align_steps, "Phase-2 steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--images", a->images, "Synthetic images for phase 2")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_demo(*a); });
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/train_options.h"
 #include "core/parallel.h"
 #include "data/image.h"
 #include "io/safetensors.h"
@@ -66,7 +67,7 @@ void add_encode_image_command(CLI::App& app) {
   cmd->add_option("--config", a->config, "Config with the tower shape (default: ViT-B/16 at 224)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", a->sets, "Override a config key, e.g. --set image_size=384 (repeatable)");
-  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_encode_image(*a); });
 }
 

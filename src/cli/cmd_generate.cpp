@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/inference_options.h"
+#include "cli/train_options.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "io/atomic_file.h"
@@ -17,15 +18,11 @@
 #include "model/checkpoint.h"
 #include "model/generator.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/corpus.h"
+#include "train/run_tokenizer.h"
 
 namespace tv::cli {
 
-std::string tokenizer_for(const std::string& given, const std::string& checkpoint) {
-  if (!given.empty()) return given;
-  auto f = open_tensor_file(checkpoint);
-  auto it = f->metadata().find("tokenizer");
-  return it == f->metadata().end() ? std::string() : it->second;
-}
 
 namespace {
 
@@ -48,6 +45,14 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& what)
   return ids;
 }
 
+// The tokenizer named on the command line, else the one embedded in (or recorded by) the checkpoint, else
+// none; it must fit the model's vocabulary.
+std::unique_ptr<tok::Tokenizer> checkpoint_tokenizer(const std::string& given, const std::string& checkpoint,
+                                                     int64_t vocab) {
+  auto f = open_tensor_file(checkpoint);
+  return tokenizer_for_checkpoint(given, checkpoint, f->metadata(), vocab);
+}
+
 void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& what) {
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] >= vocab) fail(what, ": token id ", ids[i], " at position ", i, " is outside the vocabulary of ", vocab);
@@ -65,18 +70,26 @@ void run_generate(const GenerateArgs& a) {
   validate_generation_options(a.gen);
   set_num_threads(a.threads);
   auto m = load_llama(a.model, a.config, a.sets);
-  std::string tok_path = tokenizer_for(a.tokenizer, a.model);
-  std::unique_ptr<tok::Tokenizer> tk;
-  if (!tok_path.empty()) tk = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(tok_path));
+  std::unique_ptr<tok::Tokenizer> tk = checkpoint_tokenizer(a.tokenizer, a.model, m->model_config.vocab_size);
 
   std::vector<int32_t> ids;
   if (!a.prompt_ids.empty()) {
     ids = parse_ids(a.prompt_ids, "--prompt-ids");
   } else {
     if (!tk) fail("--prompt needs a tokenizer: pass --tokenizer tokenizer.json (or use --prompt-ids)");
+    tok::require_valid_utf8(a.prompt, "--prompt");
     ids = tk->encode(a.prompt);
   }
   if (ids.empty()) fail("the prompt is empty");
+  const int64_t context = m->model_config.max_seq_len;
+  if (int64_t(ids.size()) > context) {
+    std::fprintf(stderr, "generate: the prompt has %zu tokens, more than the model's context of %lld; keeping its last %lld\n",
+                 ids.size(), (long long)context, (long long)context);
+    ids.erase(ids.begin(), ids.end() - context);
+  }
+  if (int64_t(ids.size()) + a.gen.max_new_tokens > context)
+    std::fprintf(stderr, "generate: note: prompt + --max-tokens (%lld) passes the context of %lld the model was trained on\n",
+                 (long long)(int64_t(ids.size()) + a.gen.max_new_tokens), (long long)context);
   check_ids(ids, m->model_config.vocab_size, "prompt");
   GenerationOptions go = a.gen;
   go.stop_ids = {tk && tk->token_to_id("</s>") >= 0 ? tk->token_to_id("</s>") : 2};
@@ -118,9 +131,11 @@ void run_perplexity(const PerplexityArgs& a) {
   if (!a.ids_file.empty()) {
     ids = parse_ids(read_file(a.ids_file), a.ids_file);
   } else {
-    std::string tok_path = tokenizer_for(a.tokenizer, a.model);
-    if (tok_path.empty()) fail("--text-file needs --tokenizer tokenizer.json");
-    ids = tok::Tokenizer::load(tok_path).encode(read_file(a.text_file));
+    std::unique_ptr<tok::Tokenizer> tk = checkpoint_tokenizer(a.tokenizer, a.model, m->model_config.vocab_size);
+    if (!tk) fail("--text-file needs --tokenizer tokenizer.json");
+    const std::string text = read_file(a.text_file);
+    tok::require_valid_utf8(text, a.text_file);
+    ids = tk->encode(text);
   }
   if (ids.size() < 2) fail("perplexity needs at least two tokens, got ", ids.size());
   check_ids(ids, m->model_config.vocab_size, a.ids_file.empty() ? a.text_file : a.ids_file);
@@ -141,7 +156,7 @@ void add_model_options(CLI::App* cmd, std::string& model, std::string& config, s
   cmd->add_option("--config", config, "config.toml (default: the config stored in a tinyvlm checkpoint; required for a .pt)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", sets, "Override a config key (repeatable)");
-  cmd->add_option("--threads", threads, "Worker threads (default: all cores)");
+  add_threads_option(cmd, threads);
 }
 
 }  // namespace

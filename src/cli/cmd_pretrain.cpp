@@ -1,4 +1,4 @@
-// `tinyvlm pretrain`: phase 1, text pretraining of the decoder (REFERENCE.md section 7).
+// `tinyvlm pretrain`: phase 1, text pretraining of the decoder (docs/spec.md section 7).
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"

@@ -297,7 +297,7 @@ void add_tokenizer_commands(CLI::App& app) {
     c->add_option("--column", a->column, "Parquet column holding the text (a string, or a list of strings)")->capture_default_str();
     c->add_option("--invalid-utf8", a->invalid, "Ill-formed UTF-8: error (as HuggingFace), replace (U+FFFD) or skip (drop the line)")
         ->capture_default_str();
-    c->add_option("--threads", a->threads, "Threads (0 = all)");
+    c->add_option("--threads", a->threads, "Threads (0 = all)")->check(CLI::Range(0, 256));
     c->add_flag("--quiet", a->quiet, "No progress output");
     c->callback([a] { run_train(*a); });
   }
@@ -309,7 +309,7 @@ void add_tokenizer_commands(CLI::App& app) {
     c->add_flag("--lines", a->lines, "Encode each input line (without its \\n) separately: one output line per input line");
     c->add_flag("--no-special-tokens", a->no_special, "Do not apply the post-processor's template (add_special_tokens=False)");
     c->add_option("--invalid-utf8", a->invalid, "Ill-formed UTF-8: error or replace (U+FFFD)")->capture_default_str();
-    c->add_option("--threads", a->threads, "Threads (0 = all)");
+    c->add_option("--threads", a->threads, "Threads (0 = all)")->check(CLI::Range(0, 256));
     c->callback([a] { run_encode(*a); });
   }
   {
@@ -345,7 +345,7 @@ void add_tokenizer_commands(CLI::App& app) {
     c->add_option("--column", a->column, "Parquet column holding the text (a string, or a list of strings)")->capture_default_str();
     c->add_option("--invalid-utf8", a->invalid, "Ill-formed UTF-8: error, replace (U+FFFD) or skip (drop the document, counted)")
         ->capture_default_str();
-    c->add_option("--threads", a->threads, "Threads (0 = all)");
+    c->add_option("--threads", a->threads, "Threads (0 = all)")->check(CLI::Range(0, 256));
     c->add_flag("--quiet", a->quiet, "No progress output");
     c->callback([a] { run_tokenize(*a); });
   }

@@ -10,6 +10,7 @@
 #include "dist/comm.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/trainer.h"
 
 // How OpenMP threads wait between parallel regions. Sleeping at once (passive) costs a futex wake-up per
 // region, measured at about 15% of a training step (several hundred regions per step); spinning without
@@ -47,6 +48,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const tv::Interrupted& e) {
+    tv::dist::finalize();  // every rank of a data-parallel run stopped at the same step
+    return 128 + e.signal;  // 130 for SIGINT, 143 for SIGTERM; the loop has said where `last` is
   } catch (const tv::Error& e) {
     if (tv::dist::distributed()) tv::dist::abort_job(e.what(), 1);  // the other ranks must not wait for this one
     std::fprintf(stderr, "tinyvlm: error: %s\n", e.what());

@@ -1,4 +1,4 @@
-// Image-caption data for phase 2 (REFERENCE.md section 7): COCO's own caption annotations
+// Image-caption data for phase 2 (docs/spec.md section 7): COCO's own caption annotations
 // (captions_*.json: images[].{id, file_name}, annotations[].{image_id, caption}) or JSONL lines
 // {"image": path, "caption": text} (caption may also be a list of texts), and the phase-2 formatting:
 // ids = encode("<image> " + caption) cut to max_seq_len - 1, + EOS, right-padded with <pad>.

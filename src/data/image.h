@@ -22,8 +22,13 @@ struct ImageU8 {
 ImageU8 decode_image_file(const std::string& path);
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& name = "<memory>");
 
-// Images above this many pixels are refused (PIL refuses twice its MAX_IMAGE_PIXELS the same way).
+// Images above this many pixels are refused (PIL refuses twice its MAX_IMAGE_PIXELS the same way). The
+// fuzz build lowers the bound so that one input stays fast (fuzz/CMakeLists.txt).
+#ifdef TV_FUZZ_MAX_IMAGE_PIXELS
+constexpr int64_t kMaxImagePixels = TV_FUZZ_MAX_IMAGE_PIXELS;
+#else
 constexpr int64_t kMaxImagePixels = 2 * int64_t(89478485);
+#endif
 
 // ---- Geometry (image_resize.cpp) -------------------------------------------------------------
 struct Size2 {

@@ -7,6 +7,7 @@
 #include "io/parquet_source.h"
 #include "io/atomic_file.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/corpus.h"
 #include "tokenizer/shards.h"
 
 namespace tv {
@@ -33,9 +34,12 @@ std::vector<std::string> jsonl_documents(const std::string& path) {
     if (l.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     nlohmann::json j;
     try {
+      tok::require_valid_utf8(l, path + ":" + std::to_string(line));
       j = nlohmann::json::parse(l);
-    } catch (const std::exception& e) {
-      fail(path, ":", line, ": invalid JSON: ", e.what());
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(path, ":", line, ": invalid JSON at byte ", e.byte, " of the line");
+    } catch (const nlohmann::json::exception&) {
+      fail(path, ":", line, ": invalid JSON (a number out of range)");
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail(path, ":", line, ": expected an object with a string field \"text\"");
@@ -115,8 +119,10 @@ TokenStream open_token_stream(const std::vector<std::string>& paths, const std::
       docs = jsonl_documents(f);
     else if (is_parquet_path(f))
       docs = parquet_texts({f}, "text");
-    else
+    else {
       docs.push_back(read_file(f));
+      tok::require_valid_utf8(docs.back(), f);
+    }
     std::vector<std::string_view> views(docs.begin(), docs.end());
     auto enc = tk.encode_batch(views);
     for (auto& e : enc) {

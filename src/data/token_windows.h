@@ -1,4 +1,4 @@
-// Phase-1 batches (REFERENCE.md section 7): the token stream cut into windows of max_seq_len + 1 tokens
+// Phase-1 batches (docs/spec.md section 7): the token stream cut into windows of max_seq_len + 1 tokens
 // with stride max_seq_len; input = the first S tokens, target = the last S. The last windows of the
 // stream are held out for validation. Training windows are visited in order, or in a seeded shuffled
 // order per epoch; the position (and order) is part of the checkpoint so a resumed run continues exactly.

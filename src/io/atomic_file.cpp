@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,7 +14,15 @@ namespace tv {
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) fail(tmp_, ": cannot open for writing (", std::strerror(errno), ")");
+  if (!f_) {
+    // Named as the user gave it (the temporary name is ours), with the usual cause spelled out.
+    const int err = errno;
+    const std::string parent = std::filesystem::path(path_).parent_path().string();
+    std::error_code ec;
+    if (err == ENOENT && !parent.empty() && !std::filesystem::is_directory(parent, ec))
+      fail(path_, ": cannot write: the folder ", parent, " does not exist");
+    fail(path_, ": cannot write (", std::strerror(err), ")");
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -24,11 +33,11 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {
-  if (bytes && std::fwrite(data, 1, bytes, f_) != bytes) fail(tmp_, ": write failed (", std::strerror(errno), ")");
+  if (bytes && std::fwrite(data, 1, bytes, f_) != bytes) fail(path_, ": write failed (", std::strerror(errno), ")");
 }
 
 void AtomicFile::commit() {
-  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail(tmp_, ": flush failed (", std::strerror(errno), ")");
+  if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) fail(path_, ": write failed (", std::strerror(errno), ")");
   std::fclose(f_);
   f_ = nullptr;
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {

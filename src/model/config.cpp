@@ -1,23 +1,26 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "model/config_keys.h"
 
 namespace tv {
 namespace {
 
 void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, Config::Value>& out,
-             const std::string& source) {
+             const std::string& source, std::map<std::string, int64_t>* lines = nullptr) {
   for (const auto& [k, node] : t) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (lines) (*lines)[key] = node.source().begin.line;
     if (const auto* sub = node.as_table()) {
-      flatten(*sub, key, out, source);
-    } else if (auto v = node.value<int64_t>(); v && node.is_integer()) {
-      out[key] = *v;
+      flatten(*sub, key, out, source, lines);
+    } else if (node.is_integer()) {  // asked first: value<int64_t>() of a huge float is undefined
+      out[key] = int64_t(node.as_integer()->get());
     } else if (node.is_floating_point()) {
       out[key] = *node.value<double>();
     } else if (node.is_boolean()) {
@@ -41,6 +44,56 @@ std::string type_name(const Config::Value& v) {
   }
 }
 
+// A TOML basic string on one line (keys may not be multi-line strings): '"', '\\' and controls escaped.
+std::string quoted_key(const std::string& k) {
+  std::string out = "\"";
+  for (unsigned char ch : k) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += char(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += buf;
+    } else {
+      out += char(ch);
+    }
+  }
+  return out + "\"";
+}
+
+// A float that converts to int64 without undefined behaviour and without losing anything.
+bool integral_in_range(double d) { return std::floor(d) == d && d >= -9.2e18 && d <= 9.2e18; }
+
+// Why `v` is no value for `key` ("" when it is one): unknown key, or a value of the wrong type.
+std::string key_problem(const std::string& key, const Config::Value& v) {
+  const ConfigKey* k = find_config_key(key);
+  if (!k) {
+    std::string near = suggest_config_key(key);
+    return "unknown key '" + key + "'" + (near.empty() ? std::string() : " (did you mean '" + near + "'?)");
+  }
+  bool ok = false;
+  switch (k->type) {
+    case ConfigKeyType::Int:
+      ok = std::holds_alternative<int64_t>(v) ||
+           (std::holds_alternative<double>(v) && integral_in_range(std::get<double>(v)));
+      break;
+    case ConfigKeyType::Number:
+      ok = std::holds_alternative<int64_t>(v) || (std::holds_alternative<double>(v) && std::isfinite(std::get<double>(v)));
+      break;
+    case ConfigKeyType::Bool: ok = std::holds_alternative<bool>(v); break;
+    case ConfigKeyType::String: ok = std::holds_alternative<std::string>(v); break;
+  }
+  if (ok) return "";
+  std::string got = type_name(v);
+  if (const auto* d = std::get_if<double>(&v)) {
+    std::ostringstream os;
+    os << *d;
+    got += " (" + os.str() + ")";
+  }
+  return "key '" + key + "' should be " + config_key_type_name(k->type) + ", got a " + got;
+}
+
 }  // namespace
 
 Config Config::from_string(const std::string& text, const std::string& source) {
@@ -48,7 +101,7 @@ Config Config::from_string(const std::string& text, const std::string& source) {
   c.source_ = source;
   try {
     toml::table t = toml::parse(text, source);
-    flatten(t, "", c.values_, source);
+    flatten(t, "", c.values_, source, &c.lines_);
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
     fail(source, ":", src.begin.line, ":", src.begin.column, ": invalid TOML: ", e.description());
@@ -61,21 +114,38 @@ Config Config::from_file(const std::string& path) {
   if (!probe) fail(path, ": cannot open config file");
   std::stringstream ss;
   ss << probe.rdbuf();
-  return from_string(ss.str(), path);
+  Config c = from_string(ss.str(), path);
+  c.check_keys();
+  return c;
+}
+
+void Config::check_keys() const {
+  for (const auto& [key, v] : values_) {
+    std::string problem = key_problem(key, v);
+    if (problem.empty()) continue;
+    auto line = lines_.find(key);
+    if (line != lines_.end()) fail(source_, ":", line->second, ": ", problem);
+    fail(source_, ": ", problem);
+  }
 }
 
 void Config::set_override(const std::string& assignment) {
   size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) fail("--set ", assignment, ": expected key=value");
   std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  Value parsed = value;  // a bare word (or anything TOML does not read as one value): kept as a string
   try {
     toml::table t = toml::parse("v = " + value);
     std::map<std::string, Value> one;
     flatten(t, "", one, "--set");
-    values_[key] = one.at("v");
+    if (t.size() == 1 && one.count("v")) parsed = one.at("v");
   } catch (const toml::parse_error&) {
-    values_[key] = value;  // a bare word: keep it as a string
+  } catch (const Error&) {  // an array or table: kept as the string it was given as
   }
+  std::string problem = key_problem(key, parsed);
+  if (!problem.empty()) fail("--set ", assignment, ": ", problem);
+  values_[key] = parsed;
+  lines_.erase(key);
 }
 
 const Config::Value& Config::require(const std::string& key) const {
@@ -87,7 +157,7 @@ const Config::Value& Config::require(const std::string& key) const {
 int64_t Config::get_int(const std::string& key) const {
   const Value& v = require(key);
   if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-  if (const auto* d = std::get_if<double>(&v); d && std::floor(*d) == *d) return int64_t(*d);
+  if (const auto* d = std::get_if<double>(&v); d && integral_in_range(*d)) return int64_t(*d);
   fail(source_, ": key '", key, "' should be an integer, got a ", type_name(v));
 }
 
@@ -95,7 +165,10 @@ int64_t Config::get_int(const std::string& key, int64_t fallback) const { return
 
 double Config::get_double(const std::string& key) const {
   const Value& v = require(key);
-  if (const auto* d = std::get_if<double>(&v)) return *d;
+  if (const auto* d = std::get_if<double>(&v)) {
+    if (!std::isfinite(*d)) fail(source_, ": key '", key, "' should be a finite number, got ", *d);
+    return *d;
+  }
   if (const auto* i = std::get_if<int64_t>(&v)) return double(*i);
   fail(source_, ": key '", key, "' should be a number, got a ", type_name(v));
 }
@@ -123,7 +196,8 @@ std::string Config::to_toml() const {
   os.precision(17);
   for (const auto& [k, v] : values_) {
     bool quote = k.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos;
-    os << (quote ? "\"" + k + "\"" : k) << " = ";
+    os << (quote ? quoted_key(k) : k);
+    os << " = ";
     std::visit(
         [&](const auto& x) {
           using X = std::decay_t<decltype(x)>;
@@ -182,8 +256,10 @@ ModelConfig ModelConfig::from(const Config& c) {
 }
 
 void ModelConfig::validate(const std::string& src) const {
+  // Positive and small enough that products of shapes cannot overflow (2^24 is far above any real model).
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) fail(src, ": key '", key, "' must be positive, got ", v);
+    if (v > (int64_t(1) << 24)) fail(src, ": key '", key, "' = ", v, " is out of range (at most 16777216)");
   };
   positive("vocab_size", vocab_size);
   positive("d_model", d_model);
@@ -204,7 +280,7 @@ void ModelConfig::validate(const std::string& src) const {
     fail(src, ": num_experts_per_tok (", num_experts_per_tok, ") exceeds num_experts (", num_experts, ")");
   if (!(rope_layers_ratio >= 0.0 && rope_layers_ratio <= 1.0))
     fail(src, ": key 'rope_layers_ratio' must be in [0, 1], got ", rope_layers_ratio);
-  if (!(rope_theta > 0)) fail(src, ": key 'rope_theta' must be positive");
+  if (!(rope_theta > 0 && std::isfinite(rope_theta))) fail(src, ": key 'rope_theta' must be positive and finite");
 }
 
 }  // namespace tv

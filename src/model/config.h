@@ -14,10 +14,15 @@ class Config {
  public:
   using Value = std::variant<int64_t, double, bool, std::string>;
 
-  static Config from_file(const std::string& path);  // errors name the file, line and key
+  // A user's file: every key must be known (model/config_keys.h) and of its type; errors name the file,
+  // line and key, and suggest the closest known key for an unknown one.
+  static Config from_file(const std::string& path);
+  // Any TOML text (a checkpoint's stored config, a test's): keys are not checked until check_keys().
   static Config from_string(const std::string& toml, const std::string& source = "<string>");
+  void check_keys() const;
 
   // "key=value": value parsed as TOML (numbers, booleans, quoted strings; bare words become strings).
+  // The key must be known and the value of its type; errors name `--set key=value`.
   void set_override(const std::string& assignment);
   void set(const std::string& key, Value v) { values_[key] = std::move(v); }
 
@@ -37,9 +42,10 @@ class Config {
   const Value& require(const std::string& key) const;
   std::string source_;
   std::map<std::string, Value> values_;
+  std::map<std::string, int64_t> lines_;  // the line of each key read from TOML text, for errors
 };
 
-// The decoder's shape (REFERENCE.md sections 1-2). Derived rules live here so every part agrees.
+// The decoder's shape (docs/spec.md sections 1-2). Derived rules live here so every part agrees.
 struct ModelConfig {
   int64_t vocab_size = 32000;
   int64_t d_model = 768, n_heads = 12, n_kv_heads = 4, n_layers = 12;

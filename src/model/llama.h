@@ -1,4 +1,4 @@
-// The LLaMA-4-style decoder (REFERENCE.md section 2): GQA with QK-norm, iRoPE (RoPE layers with chunked
+// The LLaMA-4-style decoder (docs/spec.md section 2): GQA with QK-norm, iRoPE (RoPE layers with chunked
 // causal attention, NoPE layers with global causal attention and a learnable temperature), dense SwiGLU
 // and top-k MoE feed-forward blocks, final RMSNorm and an untied vocabulary projection.
 // llm.c style: one forward that keeps the activations the backward needs, one backward that
@@ -42,7 +42,7 @@ class Llama {
   Llama(const Llama&) = delete;
   Llama& operator=(const Llama&) = delete;
 
-  // REFERENCE.md initialisation: embedding N(0, D^-1/2), Linear U(+-1/sqrt(fan_in)), gammas 1, temperature 1.
+  // docs/spec.md section 2.1 initialisation: embedding N(0, D^-1/2), Linear U(+-1/sqrt(fan_in)), gammas 1, temperature 1.
   void init_weights(Rng& rng);
   const ModelConfig& config() const { return cfg_; }
   const std::string& prefix() const { return prefix_; }

@@ -1,5 +1,5 @@
 // The parameter store: every trainable or frozen tensor of a model under its interchange name
-// (REFERENCE.md section 3), with its gradient. Optimizers, checkpoints, clipping and (later) data-parallel
+// (docs/spec.md section 3), with its gradient. Optimizers, checkpoints, clipping and (later) data-parallel
 // reductions all walk this one list, so a new model part only has to register its tensors here.
 #pragma once
 #include <deque>

@@ -1,4 +1,4 @@
-// The vision tower (REFERENCE.md section 4): torchvision's VisionTransformer (ViT-B/16 by default) as the
+// The vision tower (docs/spec.md section 4): torchvision's VisionTransformer (ViT-B/16 by default) as the
 // phase-2 model uses it — patch conv, + pos_embed[:, 1:] (no class token), pre-norm encoder layers with
 // nn.MultiheadAttention (stacked q,k,v in_proj), exact-GELU MLP, final LayerNorm — forward only (it is
 // frozen in every phase), batched. Plus the trainable projector Linear -> GELU -> Linear.
@@ -31,7 +31,7 @@ struct VisionConfig {
 
 class VisionTower {
  public:
-  // Registers the parameters under the phase-2 names (REFERENCE.md section 3), e.g. prefix
+  // Registers the parameters under the phase-2 names (docs/spec.md section 3), e.g. prefix
   // "vision_encoder.": patch_embed.{weight,bias}, pos_embed, encoder.encoder_layer_{i}.*, norm.*.
   VisionTower(const VisionConfig& cfg, ParamStore& store, const std::string& prefix = "vision_encoder.");
   const VisionConfig& config() const { return cfg_; }

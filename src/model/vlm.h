@@ -1,4 +1,4 @@
-// The vision-language model of phases 2-4 (REFERENCE.md section 4): the frozen vision tower, the trainable
+// The vision-language model of phases 2-4 (docs/spec.md section 4): the frozen vision tower, the trainable
 // projector and the decoder with `<image>` appended to its vocabulary. The decoder input is
 // [projected vision tokens] ++ embed(ids[:, 1:]) (ids[:, 0] is always `<image>`), positions count from
 // the first vision token, and the logit at position P - 1 + t predicts ids[t + 1] (P vision tokens).

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <queue>
 
@@ -506,6 +507,8 @@ Tokenizer& Tokenizer::operator=(const Tokenizer& o) {
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, ": is a folder; expected a tokenizer.json file");
   std::ifstream f(path, std::ios::binary);
   if (!f) fail(path, ": cannot open tokenizer file");
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -78,6 +78,12 @@ bool CorpusReader::open_next_file() {
   return true;
 }
 
+void require_valid_utf8(std::string_view text, const std::string& where) {
+  const size_t bad = find_invalid_utf8(text);
+  if (bad != std::string_view::npos)
+    fail(where, ": byte ", bad, ": invalid UTF-8 (`tinyvlm tokenize --invalid-utf8 replace` or `skip` accepts such text)");
+}
+
 bool CorpusReader::check_utf8(std::string_view* doc, uint64_t offset, const std::string* at) {
   const size_t bad = find_invalid_utf8(*doc);
   if (bad == std::string_view::npos) return true;

@@ -19,6 +19,10 @@ namespace tv::tok {
 enum class InvalidUtf8 { Error, Replace, Skip };
 InvalidUtf8 parse_invalid_utf8(const std::string& s);  // "error" | "replace" | "skip"
 
+// The check every command applies to text it tokenizes (tokenize's default, --invalid-utf8 error):
+// fails with "<where>: byte N: invalid UTF-8" at the first ill-formed byte.
+void require_valid_utf8(std::string_view text, const std::string& where);
+
 enum class InputFormat { Auto, Text, Jsonl, Parquet };  // Auto: *.jsonl / *.json are JSONL, *.parquet Parquet, the rest text
 
 struct CorpusOptions {

@@ -1,5 +1,7 @@
 #include "tokenizer/shards.h"
 
+#include "io/run_dir.h"
+
 #include <omp.h>
 
 #include <nlohmann/json.hpp>
@@ -113,9 +115,19 @@ ShardReader::ShardReader(const std::string& path) : file_(path) {
   header_.num_docs = get64(p + 24);
   header_.vocab_size = get32(p + 32);
   header_.eos_id = static_cast<int32_t>(get32(p + 36));
-  const uint64_t want = kShardHeaderBytes + header_.num_tokens * header_.token_bytes;
-  if (file_.size() != want)
-    fail(path, ": ", file_.size(), " bytes, header promises ", want, " (", header_.num_tokens, " tokens)");
+  // Compared by division: num_tokens * token_bytes can wrap around 2^64 and pass a product check.
+  const uint64_t body = file_.size() - kShardHeaderBytes;
+  if (header_.num_tokens > body / header_.token_bytes || body % header_.token_bytes ||
+      header_.num_tokens != body / header_.token_bytes)
+    fail(path, ": ", file_.size(), " bytes, but the header promises ", header_.num_tokens, " tokens of ",
+         header_.token_bytes, " bytes");
+  if (header_.num_docs > header_.num_tokens)
+    fail(path, ": the header promises ", header_.num_docs, " documents in ", header_.num_tokens, " tokens");
+  if (header_.vocab_size == 0 || header_.vocab_size > (1u << 31) - 1 ||
+      (header_.token_bytes == 2 && header_.vocab_size > 65536))
+    fail(path, ": vocabulary size ", header_.vocab_size, " does not fit ", header_.token_bytes, "-byte tokens");
+  if (header_.eos_id < 0 || uint32_t(header_.eos_id) >= header_.vocab_size)
+    fail(path, ": EOS id ", header_.eos_id, " is outside the vocabulary of ", header_.vocab_size);
   data_ = file_.data() + kShardHeaderBytes;
 }
 
@@ -206,12 +218,36 @@ TokenizeStats tokenize_corpus(const Tokenizer& tok, const std::vector<std::strin
   if (eos < 0) fail("tokenize: EOS token '", opt.eos_token, "' is not in the tokenizer");
   TV_CHECK(opt.shard_tokens > 0, "shard size must be positive");
   const auto vocab = static_cast<uint32_t>(tok.id_bound());
-  fs::create_directories(out_dir);
-  // Remove shards of an earlier run so the directory holds exactly this corpus.
-  for (const auto& e : fs::directory_iterator(out_dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("shard_", 0) == 0 && e.path().extension() == ".bin") fs::remove(e.path());
+  // The shards go into a new folder next to out_dir, swapped in only once complete: a failure leaves an
+  // earlier corpus in out_dir as it was. A folder holding anything but shards is not ours to replace.
+  if (fs::exists(out_dir)) {
+    if (!fs::is_directory(out_dir)) fail(out_dir, ": exists and is not a folder");
+    for (const auto& e : fs::directory_iterator(out_dir)) {
+      const std::string name = e.path().filename().string();
+      bool ours = (name.rfind("shard_", 0) == 0 && e.path().extension() == ".bin") || name == "manifest.json";
+      if (!ours)
+        fail(out_dir, " holds other files than token shards (", name, "); choose an empty or new output folder");
+    }
   }
+  const std::string final_dir = out_dir;
+  fs::path norm = fs::path(out_dir).lexically_normal();
+  if (norm.filename().empty()) norm = norm.parent_path();  // "dir/" names "dir"
+  const std::string partial = (norm.parent_path() / (norm.filename().string() + ".partial")).string();
+  struct RemoveUnlessDone {
+    std::string path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ec;
+      if (!done) fs::remove_all(path, ec);
+    }
+  } guard{partial};
+  {
+    std::error_code ec;
+    fs::remove_all(partial, ec);  // left by a tokenize that was killed
+    fs::create_directories(partial, ec);
+    if (ec) fail(partial, ": cannot create the output folder (", ec.message(), ")");
+  }
+  const std::string& out_dir_for_writes = partial;
 
   const int nt = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   CorpusReader reader(files, copt);
@@ -223,7 +259,7 @@ TokenizeStats tokenize_corpus(const Tokenizer& tok, const std::vector<std::strin
   auto open_shard = [&]() {
     char name[32];
     std::snprintf(name, sizeof name, "shard_%05zu.bin", st.shards.size());
-    const std::string path = (fs::path(out_dir) / name).string();
+    const std::string path = (fs::path(out_dir_for_writes) / name).string();
     writer = std::make_unique<ShardWriter>(path, vocab, eos);
     st.shards.push_back(name);
     docs_in_shard = 0;
@@ -300,9 +336,14 @@ TokenizeStats tokenize_corpus(const Tokenizer& tok, const std::vector<std::strin
   for (size_t i = 0; i < st.shards.size(); ++i)
     shards.push_back({{"file", st.shards[i]}, {"num_tokens", shard_tokens_list[i]}, {"num_docs", shard_docs_list[i]}});
   m["shards"] = shards;
-  std::ofstream mf(fs::path(out_dir) / "manifest.json");
-  mf << m.dump(2) << "\n";
-  if (!mf) fail(out_dir, ": cannot write manifest.json");
+  {
+    std::ofstream mf(fs::path(out_dir_for_writes) / "manifest.json");
+    mf << m.dump(2) << "\n";
+    mf.close();
+    if (!mf) fail(final_dir, ": cannot write manifest.json");
+  }
+  swap_in_folder(partial, final_dir);
+  guard.done = true;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
 }

@@ -214,8 +214,9 @@ void read_template(const Reader& r, const json& v, PostProcessor& post) {
       const json& o = it.value();
       if (!o.is_object() || !o.contains("ids") || !o["ids"].is_array()) r.error(path + ".ids", "expected an array of ids");
       for (const json& id : o["ids"]) {
-        if (!id.is_number_integer()) r.error(path + ".ids", "expected integers");
-        s.ids.push_back(id.get<int32_t>());
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+          r.error(path + ".ids", "expected integers in [0, 2^31)");
+        s.ids.push_back(int32_t(id.get<int64_t>()));
       }
       if (o.contains("tokens") && o["tokens"].is_array())
         for (const json& t : o["tokens"]) s.tokens.push_back(t.is_string() ? t.get<std::string>() : std::string());
@@ -400,80 +401,101 @@ void write_template(Out& o, const PostProcessor& p) {
 
 }  // namespace
 
+namespace {
+// The JSON library's message without its "[json.exception.kind.N] " tag.
+std::string plain_json_message(const std::exception& e) {
+  std::string m = e.what();
+  if (m.rfind("[json.exception.", 0) == 0) {
+    size_t close = m.find("] ");
+    if (close != std::string::npos) m = m.substr(close + 2);
+  }
+  return m;
+}
+}  // namespace
+
 Tokenizer Tokenizer::from_json(std::string_view text, const std::string& source) {
-  Reader r{source};
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    fail(source, ": not valid JSON (byte ", e.byte, "): ", e.what());
-  }
-  if (!j.is_object()) fail(source, ": expected a JSON object at the top level");
-  auto impl = std::make_unique<Impl>();
-  if (const json* v = r.opt(j, "version")) {
-    if (!v->is_string() || v->get<std::string>() != "1.0") r.error("version", "expected \"1.0\", got " + v->dump());
-  }
-  if (r.opt(j, "truncation")) r.error("truncation", "only null is supported (tinyvlm never truncates or pads)");
-  if (r.opt(j, "padding")) r.error("padding", "only null is supported (tinyvlm never truncates or pads)");
-  if (const json* n = r.opt(j, "normalizer")) r.error("normalizer", "only null is supported, got type " + r.get_type(*n, "normalizer"));
+  auto read = [&]() -> Tokenizer {
+    Reader r{source};
+    json j;
+    try {
+      j = json::parse(text.begin(), text.end());
+    } catch (const json::parse_error& e) {
+      fail(source, ": not valid JSON (byte ", e.byte, "): ", plain_json_message(e));
+    } catch (const json::exception& e) {  // a number too large for a double or int64
+      fail(source, ": not a valid tokenizer file: ", plain_json_message(e));
+    }
+    if (!j.is_object()) fail(source, ": expected a JSON object at the top level");
+    auto impl = std::make_unique<Impl>();
+    if (const json* v = r.opt(j, "version")) {
+      if (!v->is_string() || v->get<std::string>() != "1.0") r.error("version", "expected \"1.0\", got " + v->dump());
+    }
+    if (r.opt(j, "truncation")) r.error("truncation", "only null is supported (tinyvlm never truncates or pads)");
+    if (r.opt(j, "padding")) r.error("padding", "only null is supported (tinyvlm never truncates or pads)");
+    if (const json* n = r.opt(j, "normalizer")) r.error("normalizer", "only null is supported, got type " + r.get_type(*n, "normalizer"));
 
-  const json* pre = r.opt(j, "pre_tokenizer");
-  if (!pre) r.error("pre_tokenizer", "missing or null; expected {\"type\": \"ByteLevel\", ...}");
-  if (r.get_type(*pre, "pre_tokenizer") != "ByteLevel")
-    r.error("pre_tokenizer.type", "only \"ByteLevel\" is supported, got \"" + r.get_type(*pre, "pre_tokenizer") + "\"");
-  read_byte_level(r, *pre, "pre_tokenizer", impl->pipe.pre_add_prefix_space, impl->pipe.pre_trim_offsets,
-                  impl->pipe.pre_use_regex);
+    const json* pre = r.opt(j, "pre_tokenizer");
+    if (!pre) r.error("pre_tokenizer", "missing or null; expected {\"type\": \"ByteLevel\", ...}");
+    if (r.get_type(*pre, "pre_tokenizer") != "ByteLevel")
+      r.error("pre_tokenizer.type", "only \"ByteLevel\" is supported, got \"" + r.get_type(*pre, "pre_tokenizer") + "\"");
+    read_byte_level(r, *pre, "pre_tokenizer", impl->pipe.pre_add_prefix_space, impl->pipe.pre_trim_offsets,
+                    impl->pipe.pre_use_regex);
 
-  if (const json* dec = r.opt(j, "decoder")) {
-    const std::string t = r.get_type(*dec, "decoder");
-    if (t != "ByteLevel") r.error("decoder.type", "only \"ByteLevel\" or null is supported, got \"" + t + "\"");
-    read_byte_level(r, *dec, "decoder", impl->pipe.dec_add_prefix_space, impl->pipe.dec_trim_offsets,
-                    impl->pipe.dec_use_regex);
-    impl->has_decoder = true;
-  } else {
-    impl->has_decoder = false;
-  }
-  impl->pipe.decoder_byte_level = impl->has_decoder;
-
-  if (const json* post = r.opt(j, "post_processor")) {
-    const std::string t = r.get_type(*post, "post_processor");
-    if (t == "ByteLevel") {
-      impl->post.kind = PostKind::ByteLevel;
-      read_byte_level(r, *post, "post_processor", impl->post.add_prefix_space, impl->post.trim_offsets,
-                      impl->post.use_regex);
-    } else if (t == "TemplateProcessing") {
-      impl->post.kind = PostKind::Template;
-      read_template(r, *post, impl->post);
+    if (const json* dec = r.opt(j, "decoder")) {
+      const std::string t = r.get_type(*dec, "decoder");
+      if (t != "ByteLevel") r.error("decoder.type", "only \"ByteLevel\" or null is supported, got \"" + t + "\"");
+      read_byte_level(r, *dec, "decoder", impl->pipe.dec_add_prefix_space, impl->pipe.dec_trim_offsets,
+                      impl->pipe.dec_use_regex);
+      impl->has_decoder = true;
     } else {
-      r.error("post_processor.type", "only \"ByteLevel\", \"TemplateProcessing\" or null are supported, got \"" + t + "\"");
+      impl->has_decoder = false;
     }
-  }
+    impl->pipe.decoder_byte_level = impl->has_decoder;
 
-  const json* model = r.opt(j, "model");
-  if (!model) r.error("model", "missing");
-  read_model(r, *model, *impl);
-
-  if (const json* added = r.opt(j, "added_tokens")) {
-    if (!added->is_array()) r.error("added_tokens", "expected an array");
-    for (size_t i = 0; i < added->size(); ++i) {
-      const json& a = (*added)[i];
-      const std::string path = "added_tokens[" + std::to_string(i) + "]";
-      if (!a.is_object()) r.error(path, "expected an object");
-      AddedToken t;
-      const json* c = r.opt(a, "content");
-      if (!c || !c->is_string()) r.error(path + ".content", "missing or not a string");
-      t.content = c->get<std::string>();
-      if (const json* id = r.opt(a, "id"); id && !id->is_number_integer()) r.error(path + ".id", "expected an integer");
-      t.single_word = r.get_bool(a, "single_word", path, false);
-      t.lstrip = r.get_bool(a, "lstrip", path, false);
-      t.rstrip = r.get_bool(a, "rstrip", path, false);
-      t.normalized = r.get_bool(a, "normalized", path, true);
-      t.special = r.get_bool(a, "special", path, false);
-      impl->add_token(t);
+    if (const json* post = r.opt(j, "post_processor")) {
+      const std::string t = r.get_type(*post, "post_processor");
+      if (t == "ByteLevel") {
+        impl->post.kind = PostKind::ByteLevel;
+        read_byte_level(r, *post, "post_processor", impl->post.add_prefix_space, impl->post.trim_offsets,
+                        impl->post.use_regex);
+      } else if (t == "TemplateProcessing") {
+        impl->post.kind = PostKind::Template;
+        read_template(r, *post, impl->post);
+      } else {
+        r.error("post_processor.type", "only \"ByteLevel\", \"TemplateProcessing\" or null are supported, got \"" + t + "\"");
+      }
     }
+
+    const json* model = r.opt(j, "model");
+    if (!model) r.error("model", "missing");
+    read_model(r, *model, *impl);
+
+    if (const json* added = r.opt(j, "added_tokens")) {
+      if (!added->is_array()) r.error("added_tokens", "expected an array");
+      for (size_t i = 0; i < added->size(); ++i) {
+        const json& a = (*added)[i];
+        const std::string path = "added_tokens[" + std::to_string(i) + "]";
+        if (!a.is_object()) r.error(path, "expected an object");
+        AddedToken t;
+        const json* c = r.opt(a, "content");
+        if (!c || !c->is_string()) r.error(path + ".content", "missing or not a string");
+        t.content = c->get<std::string>();
+        if (const json* id = r.opt(a, "id"); id && !id->is_number_integer()) r.error(path + ".id", "expected an integer");
+        t.single_word = r.get_bool(a, "single_word", path, false);
+        t.lstrip = r.get_bool(a, "lstrip", path, false);
+        t.rstrip = r.get_bool(a, "rstrip", path, false);
+        t.normalized = r.get_bool(a, "normalized", path, true);
+        t.special = r.get_bool(a, "special", path, false);
+        impl->add_token(t);
+      }
+    }
+    impl->finalize();
+    return Tokenizer(std::move(impl));
+  };
+  try {
+    return read();
+  } catch (const json::exception& e) {  // e.g. a value of another type than the reader checked for
+    fail(source, ": unexpected content (", plain_json_message(e), ")");
   }
-  impl->finalize();
-  return Tokenizer(std::move(impl));
 }
 
 std::string Tokenizer::to_json() const {

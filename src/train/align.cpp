@@ -15,6 +15,7 @@
 #include "model/checkpoint.h"
 #include "model/vlm.h"
 #include "tokenizer/bpe.h"
+#include "train/run_tokenizer.h"
 #include "train/image_features.h"
 
 namespace tv {
@@ -74,14 +75,10 @@ AlignResult align(const AlignOptions& a) {
   // Either format: tinyvlm's .safetensors or the original's torch.save .pt.
   const std::unique_ptr<TensorSource> llm_source = open_tensor_file(a.llm);
   const TensorSource& llm_file = *llm_source;
-  std::string tok_path = a.tokenizer;
-  if (tok_path.empty()) {
-    auto it = llm_file.metadata().find("tokenizer");
-    if (it == llm_file.metadata().end())
-      fail(a.llm, ": the checkpoint records no tokenizer; pass --tokenizer tokenizer.json");
-    tok_path = it->second;
-  }
-  const tok::Tokenizer tokenizer = tok::Tokenizer::load(tok_path);
+  const std::unique_ptr<tok::Tokenizer> tokenizer_ptr = tokenizer_for_checkpoint(a.tokenizer, a.llm, llm_file.metadata());
+  if (!tokenizer_ptr) fail(a.llm, ": the checkpoint records no tokenizer; pass --tokenizer tokenizer.json");
+  const tok::Tokenizer& tokenizer = *tokenizer_ptr;
+  const std::string tok_path = a.tokenizer.empty() ? a.llm + " (its tokenizer)" : a.tokenizer;
   const CaptionFormat fmt = caption_format(tokenizer, mc.vocab_size, S, tok_path);
 
   // Data.
@@ -197,9 +194,10 @@ AlignResult align(const AlignOptions& a) {
   lc.lr = lr;
   lc.max_grad_norm = clip;
   lc.val_every = val.samples.empty() || val_batches <= 0 ? 0 : val_every;
-  lc.metadata["tokenizer"] = fs::absolute(tok_path).string();
+  lc.metadata["tokenizer_json"] = tokenizer.to_json();  // the run folder is self-contained
+  if (!a.tokenizer.empty()) lc.metadata["tokenizer"] = path_for_run(a.tokenizer, a.out);
   lc.metadata["image_token_id"] = std::to_string(fmt.image_id);
-  lc.metadata["llm_checkpoint"] = fs::absolute(a.llm).string();
+  lc.metadata["llm_checkpoint"] = path_for_run(a.llm, a.out);
 
   std::vector<int32_t> ids, labels;
   TrainTask task;

@@ -1,4 +1,4 @@
-// Phase 2, vision-language alignment (REFERENCE.md section 7), as a library call: `tinyvlm align` and the
+// Phase 2, vision-language alignment (docs/spec.md section 7), as a library call: `tinyvlm align` and the
 // demo both run it. Trains only the projector; the decoder (from a phase-1 checkpoint) and the vision tower
 // are frozen, gradients flow through the decoder to the projector.
 #pragma once

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+
 namespace tv {
 
 double lr_at(int64_t step, int64_t warmup, int64_t total, double peak) {
@@ -10,6 +12,18 @@ double lr_at(int64_t step, int64_t warmup, int64_t total, double peak) {
   if (total <= warmup) return peak;
   double progress = double(step - warmup) / double(total - warmup);
   return peak * (0.1 + 0.9 * (1.0 + std::cos(M_PI * progress)) / 2.0);
+}
+
+void check_optimizer_settings(const AdamW& opt, double lr, double max_grad_norm, const std::string& source) {
+  auto in = [&](const char* what, double v, bool ok, const char* range) {
+    if (!std::isfinite(v) || !ok) fail(source, ": ", what, " = ", v, " is out of range (expected ", range, ")");
+  };
+  in("the learning rate", lr, lr > 0 && lr <= 10, "0 < lr <= 10");
+  in("AdamW beta1", opt.beta1, opt.beta1 >= 0 && opt.beta1 < 1, "0 <= beta1 < 1");
+  in("AdamW beta2", opt.beta2, opt.beta2 >= 0 && opt.beta2 < 1, "0 <= beta2 < 1");
+  in("AdamW eps", opt.eps, opt.eps > 0 && opt.eps < 1, "0 < eps < 1");
+  in("the weight decay", opt.weight_decay, opt.weight_decay >= 0 && opt.weight_decay <= 10, "0 <= weight decay <= 10");
+  in("max_grad_norm", max_grad_norm, max_grad_norm > 0, "a positive number");
 }
 
 void AdamW::apply(ParamStore& params, double lr, double grad_scale) {

@@ -12,7 +12,7 @@
 
 namespace tv {
 
-// Linear warmup from 0, then cosine decay to 10% of the peak over the remaining steps (REFERENCE.md 7):
+// Linear warmup from 0, then cosine decay to 10% of the peak over the remaining steps (docs/spec.md section 7):
 // lr(step) = peak * step / warmup for step < warmup, else
 // peak * (0.1 + 0.9 * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2). `step` counts applied
 // optimizer steps from 0, as PyTorch's LambdaLR does.
@@ -36,5 +36,9 @@ struct AdamW {
   std::vector<NamedTensor> state_tensors() const;
   void load_state(const TensorSource& f, ParamStore& params);  // a state file of any format
 };
+
+// Fails, naming `source` and the setting, unless every setting is finite and in range: lr in (0, 10],
+// betas in [0, 1), eps in (0, 1), weight decay in [0, 10], max_grad_norm > 0 (no clipping: a huge value).
+void check_optimizer_settings(const AdamW& opt, double lr, double max_grad_norm, const std::string& source);
 
 }  // namespace tv

@@ -9,6 +9,7 @@
 #include "data/token_source.h"
 #include "dist/comm.h"
 #include "model/llama.h"
+#include "train/run_tokenizer.h"
 #include "train/trainer.h"
 
 namespace tv {
@@ -65,7 +66,7 @@ TrainResult pretrain(const PretrainOptions& a) {
   lc.lr = lr;
   lc.max_grad_norm = clip;
   lc.val_every = windows.val_windows() > 0 ? val_every : 0;
-  if (!a.tokenizer.empty()) lc.metadata["tokenizer"] = std::filesystem::absolute(a.tokenizer).string();
+  if (!a.tokenizer.empty()) embed_tokenizer(lc.metadata, a.tokenizer, a.out);  // the run folder is self-contained
 
   TrainTask task;
   task.micro_step = [&] {

@@ -1,4 +1,4 @@
-// Phase 1, text pretraining (REFERENCE.md section 7), as a library call: `tinyvlm pretrain` and the
+// Phase 1, text pretraining (docs/spec.md section 7), as a library call: `tinyvlm pretrain` and the
 // demo both run it.
 #pragma once
 #include <string>

@@ -1,17 +1,22 @@
 #include "train/trainer.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "dist/comm.h"
 #include "io/atomic_file.h"
+#include "io/run_dir.h"
 #include "io/safetensors.h"
 #include "train/data_parallel.h"
 
@@ -24,6 +29,14 @@ std::string checkpoint_path(const std::string& dir, const std::string& name) {
 
 void save_model(const std::string& path, const ParamStore& params, const std::map<std::string, std::string>& meta) {
   save_safetensors(path, params.named_values(), meta);
+}
+
+std::string path_for_run(const std::string& path, const std::string& run_dir) {
+  std::error_code ec;
+  fs::path abs = fs::weakly_canonical(fs::absolute(path), ec);
+  fs::path run = fs::weakly_canonical(fs::absolute(run_dir), ec);
+  fs::path rel = abs.lexically_relative(run);
+  return ec || rel.empty() ? abs.string() : rel.string();
 }
 
 namespace {
@@ -48,24 +61,104 @@ struct TrainerState {
   std::string data;
 };
 
-void save_checkpoint(const std::string& dir, const std::string& name, const ParamStore& params, const AdamW& opt,
+// SIGINT / SIGTERM while training: the first one is noted and acted on after the current step; a second
+// one exits at once. The previous handlers come back when the loop ends.
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal) _exit(128 + sig);
+  g_stop_signal = sig;
+  const char msg[] = "\nstopping after this step (checkpointing); interrupt again to exit at once\n";
+  if (::write(2, msg, sizeof msg - 1) < 0) {
+  }
+}
+
+struct StopSignals {
+  struct sigaction old_int {}, old_term {};
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  }
+};
+
+// metrics.jsonl, one JSON object a line, flushed every line so that a kill loses none.
+struct MetricsLog {
+  std::FILE* f = nullptr;
+  std::string path;
+  explicit MetricsLog(const std::string& p) : path(p) {
+    f = std::fopen(p.c_str(), "ab");
+    if (!f) fail(p, ": cannot open for appending (", std::strerror(errno), ")");
+  }
+  ~MetricsLog() {
+    if (f) std::fclose(f);
+  }
+  void write(const nlohmann::json& j) {
+    std::string line = j.dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), f) != line.size() || std::fflush(f) != 0)
+      fail(path, ": write failed (", std::strerror(errno), ")");
+  }
+};
+
+void save_checkpoint(RunDir& dir, const std::string& name, const ParamStore& params, const AdamW& opt,
                      const TrainLoopConfig& cfg, const TrainerState& st) {
   std::map<std::string, std::string> meta = cfg.metadata;
   meta["format"] = "tinyvlm";
   meta["phase"] = cfg.phase;
   meta["step"] = std::to_string(st.step);
   if (st.has_best) meta["best_" + cfg.best_metric] = std::to_string(st.best);
-  // The state file alone resumes a run: parameters, moments and counters in one atomically renamed file,
-  // so a kill at any moment leaves a consistent pair of (old or new) files behind.
+  // The state file alone resumes a run: parameters, moments and counters. Model and state go into one
+  // folder whose link is switched in one rename, so a kill at any moment leaves an old or a new pair.
   std::vector<NamedTensor> state = opt.state_tensors();
   for (const NamedTensor& p : params.named_values()) state.push_back({"param." + p.name, p.tensor});
   nlohmann::json js = {{"step", st.step},         {"skipped", st.skipped},     {"best", st.best},
                        {"has_best", st.has_best}, {"has_first", st.has_first}, {"first_val", st.first_val},
                        {"last_val", st.last_val}, {"data", st.data},         {"adam_step", opt.step},
                        {"phase", cfg.phase}};
-  save_safetensors((fs::path(dir) / (name + ".state.safetensors")).string(), state,
-                   {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
-  save_model(checkpoint_path(dir, name), params, meta);
+  dir.commit_checkpoint(name, st.step, [&](const std::string& model_path, const std::string& state_path) {
+    save_safetensors(state_path, state, {{"trainer_state", js.dump()}, {"step", std::to_string(st.step)}});
+    save_model(model_path, params, meta);
+  });
+}
+
+// After a SIGINT / SIGTERM: `last` written, where it is said, and Interrupted thrown on every rank
+// together (the command exits with 128 + signal).
+template <class SaveLast>
+[[noreturn]] void stop_on_signal(const TrainLoopConfig& cfg, const TrainerState& st, bool writer, SaveLast& save_last) {
+  const int sig = g_stop_signal ? int(g_stop_signal) : SIGTERM;  // a rank told by rank 0 may not have seen it yet
+  save_last();
+  const std::string where = (fs::path(cfg.out_dir) / "last").string();
+  if (writer)
+    std::fprintf(stderr, "\n%s: %s at step %lld: saved %s (model and state); continue with --resume\n", cfg.phase.c_str(),
+                 sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", (long long)st.step, where.c_str());
+  dist::barrier();  // no rank leaves while rank 0 still writes
+  throw Interrupted(sig, where);
+}
+
+// A batch with a non-finite loss or gradient norm: reported and logged; after max_skips of them in a row
+// the weights cannot be trusted to recover, so the run stops with `last` holding its last good state.
+// Every rank sees the same losses and reduced gradients, so all of them skip and stop together.
+template <class SaveLast>
+void skip_batch(const TrainLoopConfig& cfg, TrainerState& st, MetricsLog& metrics, const char* what, int64_t in_a_row,
+                bool tty, bool writer, SaveLast& save_last) {
+  ++st.skipped;
+  if (writer)
+    std::fprintf(stderr, "%s%s: non-finite %s at step %lld, batch skipped (%lld skipped so far, %lld in a row)\n",
+                 tty ? "\r\033[K" : "", cfg.phase.c_str(), what, (long long)st.step, (long long)st.skipped,
+                 (long long)in_a_row);
+  metrics.write({{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}, {"cause", what}});
+  if (in_a_row < cfg.max_skips) return;
+  save_last();  // nothing non-finite was ever applied: these weights are the last good ones
+  fail(cfg.phase, ": stopped: ", in_a_row, " batches in a row had a non-finite ", what, " at step ", st.step,
+       " (max_skips = ", cfg.max_skips, "); the last good checkpoint is ", (fs::path(cfg.out_dir) / "last").string(),
+       ". Try a lower learning rate or a smaller max_grad_norm");
 }
 
 // Data-parallel hooks (docs/distributed.md): rank 0 alone logs, validates and writes files; the others
@@ -101,6 +194,8 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   lc.stop_after = run.stop_after;
   lc.resume = run.resume;
   lc.quiet = run.quiet;
+  lc.overwrite = run.overwrite;
+  lc.config_source = cfg.source();
   lc.metadata["config"] = cfg.to_toml();
   lc.grad_accum = cfg.get_int(prefix + "grad_accum", 1);
   lc.log_every = cfg.get_int(prefix + "log_interval", 10);
@@ -112,6 +207,10 @@ TrainLoopConfig loop_config(const std::string& phase, const RunOptions& run, con
   if (lc.zero != 0 && lc.zero != 1) fail(cfg.source(), ": zero must be 0 or 1 (ZeRO-1), got ", lc.zero);
   lc.matmul_precision =
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision =");
+  lc.max_skips = cfg.get_int("max_skips", 20);
+  lc.checkpoint_minutes = cfg.get_double("checkpoint_minutes", 10);
+  if (lc.max_skips < 1) fail(cfg.source(), ": max_skips must be at least 1, got ", lc.max_skips);
+  if (lc.checkpoint_minutes < 0) fail(cfg.source(), ": checkpoint_minutes must be >= 0 (0: off)");
   return lc;
 }
 
@@ -119,12 +218,23 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   TV_CHECK(!cfg.out_dir.empty(), "run_training: no output directory");
   TV_CHECK(cfg.total_steps > 0, "the number of training steps must be positive, got ", cfg.total_steps);
   TV_CHECK(cfg.grad_accum >= 1, "grad_accum must be >= 1");
-  fs::create_directories(cfg.out_dir);
-  TrainerState st;
-  MatmulPrecisionScope precision(cfg.matmul_precision);
+  TV_CHECK(cfg.max_skips >= 1, "max_skips must be >= 1");
+  check_optimizer_settings(opt, cfg.lr, cfg.max_grad_norm, cfg.config_source.empty() ? cfg.phase : cfg.config_source);
+  RunDirOptions rdo;
+  rdo.resume = cfg.resume;
+  rdo.overwrite = cfg.overwrite;
+  rdo.quiet = cfg.quiet;
+  rdo.what = cfg.phase;
   dist::init();
   const bool writer = is_writer();
   const bool quiet = cfg.quiet || !writer;
+  // Rank 0 alone owns the run folder: the refusal of a finished run, the lock, the clean-up, the
+  // checkpoints. The others wait for it, so that its refusal ends the job before any work.
+  std::optional<RunDir> dir;
+  if (writer) dir.emplace(cfg.out_dir, rdo);
+  dist::barrier();
+  TrainerState st;
+  MatmulPrecisionScope precision(cfg.matmul_precision);
   if (!quiet && cfg.matmul_precision == MatmulPrecision::BF16)
     std::fprintf(stderr, "%s: bf16 matmuls (fp32 accumulation)%s\n", cfg.phase.c_str(),
                  ops::bf16_matmuls_native() ? "" : "; this CPU has no AVX512-BF16, so they are emulated and slower than fp32");
@@ -153,6 +263,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     if (!quiet) std::fprintf(stderr, "%s: resumed from %s at step %lld\n", cfg.phase.c_str(), state_path.c_str(), (long long)st.step);
   }
 
+  using clock = std::chrono::steady_clock;
   const ZeroPlan zero = start_data_parallel(params, opt, cfg, task);
   const bool zero_on = !zero.owner.empty();
   const std::string metrics_path = writer ? (fs::path(cfg.out_dir) / "metrics.jsonl").string() : "/dev/null";
@@ -166,9 +277,10 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     }
     write_file_atomic(metrics_path, kept);
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
+  MetricsLog metrics(metrics_path);
+  StopSignals stop_signals;
+  auto t_saved = clock::now();  // the last time `last` was written
   const bool tty = isatty(fileno(stderr));
-  using clock = std::chrono::steady_clock;
   auto t_start = clock::now();
   int64_t tokens_since = 0, steps_since = 0;
   auto t_since = clock::now();
@@ -186,8 +298,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     st.last_val = v;
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "val"}};
     for (auto& [k, x] : vm) j[k] = x;
-    metrics << j.dump() << "\n";
-    metrics.flush();
+    metrics.write(j);
     bool improved = !st.has_best || (cfg.higher_is_better ? v > st.best : v < st.best);
     if (!quiet) {
       std::string line = cfg.phase + " validation at step " + std::to_string(st.step) + ":";
@@ -203,23 +314,42 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
 
   if (st.step == 0 && cfg.val_every > 0) run_validation();  // the starting point, never saved as best
 
+  int64_t skips_in_a_row = 0;
+  // Writes this step's checkpoints `names` (metrics.jsonl is flushed every line, so it already covers
+  // them); under ZeRO-1 every rank first takes part in gathering the moments, then rank 0 alone writes.
+  auto save = [&](const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    st.data = task.data_state();
+    AdamW gathered;
+    const AdamW& state = zero_on ? (gathered = zero_gather_state(opt, params, zero)) : opt;
+    for (const std::string& n : names) {
+      if (n == "last") t_saved = clock::now();
+      if (writer) save_checkpoint(*dir, n, params, state, cfg, st);
+    }
+  };
+  auto save_last = [&] { save({"last"}); };
   while (st.step < cfg.total_steps && (cfg.stop_after < 0 || st.step < cfg.stop_after)) {
+    // A signal stops every rank at the same step: rank 0's word decides (mpirun passes it to all of them).
+    bool stop = g_stop_signal != 0;
+    if (dist::distributed()) stop = agree_with_rank0(stop);
+    if (stop) stop_on_signal(cfg, st, writer, save_last);
     const dist::CommStats comm_before = dist::comm_stats();
     GlobalBatch batch = accumulate_global_batch(params, task, cfg.grad_accum);
     const StepStats& sum = batch.mean;
-    if (!batch.finite) {
+    double gnorm = 0;
+    if (batch.finite) {
+      if (cfg.grad_accum > 1)
+        for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
+      // Clipping as torch.nn.utils.clip_grad_norm_, its coefficient applied inside AdamW. The gradients are
+      // the reduced ones, so every rank gets the same norm and takes the same decision below.
+      gnorm = ops::grad_norm(params.grads());
+    }
+    if (!batch.finite || !std::isfinite(gnorm)) {
       // Never apply a non-finite batch: drop its gradients, keep the step count and schedule where they are.
-      ++st.skipped;
-      if (writer) std::fprintf(stderr, "%s%s: non-finite loss at step %lld, batch skipped (%lld skipped so far)\n", tty ? "\r\033[K" : "",
-                   cfg.phase.c_str(), (long long)st.step, (long long)st.skipped);
-      nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"event", "skipped_nonfinite_batch"}};
-      metrics << j.dump() << "\n";
+      skip_batch(cfg, st, metrics, batch.finite ? "gradient norm" : "loss", ++skips_in_a_row, tty, writer, save_last);
       continue;
     }
-    if (cfg.grad_accum > 1)
-      for (Tensor* g : params.grads()) ops::scale_(*g, 1.0 / double(cfg.grad_accum));
-    // Clipping as torch.nn.utils.clip_grad_norm_, its coefficient applied inside AdamW.
-    const double gnorm = ops::grad_norm(params.grads());
+    skips_in_a_row = 0;
     double lr = lr_at(opt.step, cfg.warmup_steps, cfg.total_steps, cfg.lr);
     opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
     if (zero_on) zero_share_params(params, zero);
@@ -234,7 +364,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
       j["comm_s"] = dist::comm_stats().seconds - comm_before.seconds;
       j["comm_bytes"] = dist::comm_stats().bytes_sent - comm_before.bytes_sent;
     }
-    metrics << j.dump() << "\n";
+    metrics.write(j);
 
     bool last_step = st.step == cfg.total_steps || st.step == cfg.stop_after;
     if (!quiet && (st.step % cfg.log_every == 0 || last_step || st.step == start_step + 1)) {
@@ -258,22 +388,20 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
 
     bool validate_now = cfg.val_every > 0 && (st.step % cfg.val_every == 0 || last_step);
     bool improved = validate_now && run_validation();
-    st.data = task.data_state();
     if (zero_on) improved = agree_with_rank0(improved);  // every rank takes part in gathering the state
     const bool periodic = cfg.save_every > 0 && st.step % cfg.save_every == 0;
-    const bool saving = improved || periodic || validate_now || last_step;
-    // A checkpoint may only cover steps whose metrics are on disk: a run killed after it resumes past them.
-    if (saving) metrics.flush();
-    AdamW gathered;
-    const AdamW& state = zero_on && saving ? (gathered = zero_gather_state(opt, params, zero)) : opt;
+    std::vector<std::string> names;
     if (improved) {
       st.best = st.last_val;
       st.has_best = true;
-      if (writer) save_checkpoint(cfg.out_dir, "best", params, state, cfg, st);
+      names.push_back("best");
     }
-    if (writer && periodic)
-      save_checkpoint(cfg.out_dir, "step_" + std::to_string(st.step), params, state, cfg, st);
-    if (writer && (validate_now || last_step || periodic)) save_checkpoint(cfg.out_dir, "last", params, state, cfg, st);
+    if (periodic) names.push_back("step_" + std::to_string(st.step));
+    bool time_to_save = cfg.checkpoint_minutes > 0 &&
+                        std::chrono::duration<double>(clock::now() - t_saved).count() >= 60.0 * cfg.checkpoint_minutes;
+    if (zero_on) time_to_save = agree_with_rank0(time_to_save);  // the clocks of the ranks differ
+    if (validate_now || last_step || periodic || time_to_save) names.push_back("last");
+    save(names);
   }
   if (tty && !quiet) std::fprintf(stderr, "\n");
   finish_data_parallel();

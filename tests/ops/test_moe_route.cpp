@@ -92,7 +92,7 @@ TV_OP_TEST(moe_route, gradcheck, WeightsAndProbs) {
     Routed base = route(logits, k);
     for (bool with_probs : {false, true}) {
       // loss = sum(probe_w * w) (+ sum(probe_p * probs), the path of the load-balancing loss).
-      auto loss = [&] {
+      auto loss = [&, k = k] {  // a copy: clang 14 cannot capture a structured binding
         Routed r = route(logits, k);
         for (int64_t i = 0; i < r.idx.numel(); ++i)  // the selection must not move under +-h
           EXPECT_EQ(r.idx.data<int32_t>()[i], base.idx.data<int32_t>()[i]);

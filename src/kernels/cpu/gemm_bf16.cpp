@@ -32,11 +32,16 @@ inline float round_bf16(float f) { return bf16_value(bf16_round(f)); }
 
 // ---------------------------------------------------------------------------------------------------
 // AVX512-BF16 path.
+// GCC takes the target for a region with push_options; clang takes it as an attribute of every function.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
 // GCC 12's masked-load intrinsics trip a false -Wmaybe-uninitialized on their pass-through operand.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
 
@@ -247,8 +252,12 @@ void scale_round_bf16_avx512(uint16_t* d, const float* e, float c, int64_t n) {
   }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+#endif
 
 // Packed B, reused between calls by the calling thread (the GEMMs are called outside parallel regions).
 std::vector<uint32_t>& b_buffer() {
