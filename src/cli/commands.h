@@ -17,5 +17,7 @@ void add_align_command(CLI::App& app);
 void add_encode_image_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_instruct_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace tv::cli

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   tv::cli::add_encode_image_command(app);
   tv::cli::add_inspect_command(app);
   tv::cli::add_convert_command(app);
+  tv::cli::add_instruct_command(app);
+  tv::cli::add_eval_command(app);
 
   try {
     app.parse(argc, argv);
