@@ -174,6 +174,10 @@ void run_demo(const DemoArgs& a) {
   topt.vocab_size = 2048;
   topt.min_frequency = 2;
   std::vector<std::string_view> views(docs.begin(), docs.end());
+  // The turns of phase 3's conversations, a few times each, so that " USER:", " ASSISTANT:" and the
+  // questions get tokens of their own (the stories never say them).
+  const std::vector<std::string> turns = synthetic_conversation_texts();
+  for (int k = 0; k < 8; ++k) views.insert(views.end(), turns.begin(), turns.end());
   tok::Tokenizer tk = tok::train_bpe(views, topt);
   std::string tok_path = (fs::path(a.out) / "tokenizer.json").string();
   tk.save(tok_path);

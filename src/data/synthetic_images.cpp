@@ -114,6 +114,16 @@ std::vector<SyntheticQuestion> synthetic_questions(const SyntheticScene& sc) {
           {"position", "Is the shape on the left or on the right?", sc.cx < 0.5 ? "left" : "right"}};
 }
 
+std::vector<std::string> synthetic_conversation_texts() {
+  std::vector<std::string> out;
+  SyntheticScene any;
+  for (const SyntheticQuestion& q : synthetic_questions(any)) out.push_back(" USER: " + q.question);
+  for (const Colour& c : kColours) out.push_back(std::string(" ASSISTANT: ") + c.name);
+  for (const char* shape : kShapes) out.push_back(std::string(" ASSISTANT: ") + shape);
+  for (const char* w : {"big", "small", "left", "right"}) out.push_back(std::string(" ASSISTANT: ") + w);
+  return out;
+}
+
 SyntheticConversationSet make_synthetic_conversations(const SyntheticCaptionSet& set, const std::string& dir, size_t n,
                                                       int per_image, uint64_t seed) {
   namespace fs = std::filesystem;

@@ -40,6 +40,9 @@ struct SyntheticQuestion {
 };
 // The questions an image can be asked, one per kind, with its answers.
 std::vector<SyntheticQuestion> synthetic_questions(const SyntheticScene& scene);
+// Every turn text those conversations can hold (" USER: " + each question, " ASSISTANT: " + each answer),
+// for a tokenizer to learn before the images exist.
+std::vector<std::string> synthetic_conversation_texts();
 struct SyntheticConversationSet {
   std::string conversations;  // JSONL {"id", "image", "conversations": [{"from": "human"|"gpt", "value"}]}
   std::vector<std::string> texts;  // every turn text

@@ -136,10 +136,7 @@ EvalReport evaluate(const EvalOptions& a) {
     }
   }
   if (B <= 0) fail(cfg.source(), ": the batch size must be positive, got ", B);
-  std::unique_ptr<FeatureCache> cache;
-  if (!a.cache_features.empty())
-    cache = std::make_unique<FeatureCache>(a.cache_features, m->vlm->tower().fingerprint(),
-                                           m->vision.num_patches(), m->vision.hidden);
+  std::unique_ptr<FeatureCache> cache = open_feature_cache(a.cache_features, *m->vlm, cfg);
   ImageFeatureSource features(m->vlm->tower(), cache.get(), 0, B);
   MatmulPrecisionScope precision(
       parse_matmul_precision(cfg.get_string("matmul_precision", "fp32"), cfg.source() + ": matmul_precision ="));

@@ -42,9 +42,7 @@ std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::st
   return m;
 }
 
-namespace {
-
-std::unique_ptr<FeatureCache> open_cache(const std::string& dir, VisionLanguageModel& vlm, const Config& cfg) {
+std::unique_ptr<FeatureCache> open_feature_cache(const std::string& dir, VisionLanguageModel& vlm, const Config& cfg) {
   if (dir.empty()) return nullptr;
   // Features computed with bf16 matmuls differ from fp32 ones: they get a cache folder of their own.
   uint64_t key = vlm.tower().fingerprint();
@@ -54,6 +52,8 @@ std::unique_ptr<FeatureCache> open_cache(const std::string& dir, VisionLanguageM
   const VisionConfig& vc = vlm.tower().config();
   return std::make_unique<FeatureCache>(dir, key, vc.num_patches(), vc.hidden);
 }
+
+namespace {
 
 std::vector<std::string> row_images(const InstructTokens& t, const InstructSet& s) {
   std::vector<std::string> out;
@@ -137,7 +137,7 @@ InstructResult instruct(const InstructOptions& a) {
 
   // Model: the phase-2 checkpoint; the projector and the decoder train.
   vlm.set_phase3_trainable(m->params);
-  std::unique_ptr<FeatureCache> cache = open_cache(a.cache_features, vlm, cfg);
+  std::unique_ptr<FeatureCache> cache = open_feature_cache(a.cache_features, vlm, cfg);
   ImageFeatureSource features(vlm.tower(), cache.get(), int(cfg.get_int("instruct_image_workers", 0)), B);
   InstructBatches batches(train_tok, train_img, fmt, features, bo);
 

@@ -16,6 +16,7 @@
 
 namespace tv {
 
+class FeatureCache;
 class TensorSource;
 
 struct InstructOptions : RunOptions {
@@ -50,5 +51,9 @@ struct LoadedVlm {
 };
 std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::string& config_path,
                                     const std::string& tokenizer, const std::vector<std::string>& overrides);
+
+// The frozen-feature cache folder for this tower and matmul precision (bf16 features get their own);
+// null when dir is empty.
+std::unique_ptr<FeatureCache> open_feature_cache(const std::string& dir, VisionLanguageModel& vlm, const Config& cfg);
 
 }  // namespace tv
