@@ -89,6 +89,7 @@ instruct_coco_only = false
 struct DemoArgs {
   std::string out = "runs/demo";
   int64_t steps = 300, documents = 4000, align_steps = 300, images = 400, instruct_steps = 150;
+  bool check_answers = true;
   int threads = 0;
 };
 
@@ -143,10 +144,12 @@ std::string answer_question(VisionLanguageModel& vlm, const tok::Tokenizer& tk, 
   return tk.decode(continue_greedy(vlm.llm(), cache, logits, {}, 6, eos, so, rng));
 }
 
-std::string trim_answer(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '.' || s.back() == '\n')) s.pop_back();
-  size_t b = s.find_first_not_of(' ');
-  return b == std::string::npos ? "" : s.substr(b);
+// The first word of an answer: the small model often runs on past its one-word answer instead of ending it.
+std::string first_word(const std::string& s) {
+  const size_t b = s.find_first_not_of(' ');
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_first_of(" :.,\n", b);
+  return s.substr(b, e == std::string::npos ? std::string::npos : e - b);
 }
 
 void run_demo(const DemoArgs& a) {
@@ -272,7 +275,7 @@ void run_demo(const DemoArgs& a) {
   const size_t held_out = std::max<size_t>(1, size_t(double(set.images.size()) * 0.05));
   const size_t n_train_images = set.images.size() - held_out;
   SyntheticConversationSet convs =
-      make_synthetic_conversations(set, (fs::path(a.out) / "images").string(), n_train_images, 2, 17);
+      make_synthetic_conversations(set, (fs::path(a.out) / "images").string(), n_train_images, 3, 17);
   InstructOptions io;
   io.model = checkpoint_path(ao.out, "best");
   io.data = convs.conversations;
@@ -306,7 +309,7 @@ void run_demo(const DemoArgs& a) {
     for (size_t i = n_train_images; i < set.images.size(); ++i)
       for (const SyntheticQuestion& q : synthetic_questions(set.scenes[i])) {
         const std::string got = answer_question(vlm, tk, set.images[i], q.question, int(vc.resize), eos);
-        const bool ok = trim_answer(got) == q.answer;
+        const bool ok = first_word(got) == q.answer;
         right += ok;
         base += majority[q.kind] == q.answer;
         ++asked;
@@ -319,7 +322,8 @@ void run_demo(const DemoArgs& a) {
     std::string kinds;
     for (const auto& [kind, rk] : by_kind) kinds += str_cat(kinds.empty() ? "" : ", ", kind, " ", rk.first, "/", rk.second);
     const double acc = asked ? double(right) / asked : 0, base_acc = asked ? double(base) / asked : 0;
-    std::printf("accuracy on %zu held-out images: %d/%d = %.1f%% (%s); majority-answer baseline %.1f%%\n", held_out, right,
+    std::printf("accuracy (first word of the answer) on %zu held-out images: %d/%d = %.1f%% (%s); majority-answer "
+                "baseline %.1f%%\n", held_out, right,
                 asked, 100 * acc, kinds.c_str(), 100 * base_acc);
     beat = acc > base_acc;
   }
@@ -328,7 +332,7 @@ void run_demo(const DemoArgs& a) {
   if (!fell) fail("the demo's phase-1 validation loss did not fall");
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");
   if (!fell3) fail("the demo's phase-3 validation loss did not fall");
-  if (!beat) fail("the demo's phase-3 answers did not beat the majority-answer baseline");
+  if (!beat && a.check_answers) fail("the demo's phase-3 answers did not beat the majority-answer baseline");
 }
 
 }  // namespace
@@ -342,6 +346,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--align-steps", a->align_steps, "Phase-2 steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--images", a->images, "Synthetic images for phases 2 and 3")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--instruct-steps", a->instruct_steps, "Phase-3 steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("!--no-answer-check", a->check_answers,
+                "Do not fail when the answers do not beat the majority baseline (for scaled-down runs)");
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
   cmd->callback([a] { run_demo(*a); });
 }

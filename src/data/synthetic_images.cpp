@@ -136,7 +136,7 @@ SyntheticConversationSet make_synthetic_conversations(const SyntheticCaptionSet&
     std::vector<SyntheticQuestion> qs = synthetic_questions(set.scenes[i]);
     for (int c = 0; c < per_image; ++c) {
       for (size_t k = qs.size() - 1; k > 0; --k) std::swap(qs[k], qs[rng.below(uint64_t(k + 1))]);
-      const size_t turns = 2 + rng.below(2);
+      const size_t turns = 1 + rng.below(2);
       nlohmann::json conv = nlohmann::json::array();
       for (size_t k = 0; k < turns; ++k) {
         const std::string q = (k == 0 ? "<image>\n" : "") + qs[k].question;

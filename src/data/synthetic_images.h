@@ -48,7 +48,7 @@ struct SyntheticConversationSet {
   std::vector<std::string> texts;  // every turn text
 };
 // Writes <dir>/conversations.jsonl for images [0, n) of `set` (names relative to dir): each image gets
-// `per_image` conversations of two or three questions in a random order (the first with "<image>\n" before
+// `per_image` conversations of one or two questions in a random order (the first with "<image>\n" before
 // it, as LLaVA-Instruct writes it).
 SyntheticConversationSet make_synthetic_conversations(const SyntheticCaptionSet& set, const std::string& dir, size_t n,
                                                       int per_image = 2, uint64_t seed = 1);

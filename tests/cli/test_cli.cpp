@@ -125,7 +125,8 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string cmd = "cd " + dir.string() + " && " + std::string(TV_TINYVLM_BIN) +
-                    " demo --out runs/demo --documents 300 --steps 12 --align-steps 8 --images 40 --threads 1 2>&1";
+                    " demo --out runs/demo --documents 300 --steps 12 --align-steps 8 --instruct-steps 8 --no-answer-check --images 40 "
+                    "--threads 1 2>&1";
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
