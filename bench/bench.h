@@ -14,5 +14,6 @@ void add_bench_tokenizer(CLI::App& bench);  // encode MB/s, 1 thread and all thr
 void add_bench_image(CLI::App& bench);  // decode + preprocess images/s, 1 thread and N threads
 void add_bench_vit(CLI::App& bench);    // vision tower forward images/s
 void add_bench_parquet(CLI::App& bench);  // Parquet text column MB/s, image column decode images/s
+void add_bench_instruct(CLI::App& bench);  // phase-3 training tokens/s, batch or max padding
 
 }  // namespace tv::bench

@@ -586,3 +586,32 @@ def phase2_loss(logits: torch.Tensor, ids: torch.Tensor, num_vision_tokens: int)
     pred = logits[:, num_vision_tokens - 1: num_vision_tokens - 1 + s - 1, :]
     target = ids[:, 1:].masked_fill(ids[:, 1:] == PAD_ID, IGNORE_INDEX)
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+# --------------------------------------------------------------------------- instruction tuning (phase 3)
+
+
+def instruct_sample(turns: list[tuple[bool, list[int]]], image_id: int, max_seq_len: int,
+                    pad_id: int = PAD_ID) -> tuple[list[int], list[int], int]:
+    """The original's VisionInstructionDataset._process_sample on already tokenized turns
+    (is_user, tokens of f" {USER|ASSISTANT}: {message}"): [<image>] + turns + [EOS]; labels are the
+    assistant tokens and the EOS, everything else IGNORE_INDEX; cut to max_seq_len, right-padded
+    with pad_id (labels IGNORE_INDEX). Returns (input_ids, labels, unpadded length)."""
+    ids, labels = [image_id], [IGNORE_INDEX]
+    for is_user, toks in turns:
+        ids.extend(toks)
+        labels.extend([IGNORE_INDEX] * len(toks) if is_user else toks)
+    ids.append(EOS_ID)
+    labels.append(EOS_ID)
+    ids, labels = ids[:max_seq_len], labels[:max_seq_len]
+    n = len(ids)
+    return ids + [pad_id] * (max_seq_len - n), labels + [IGNORE_INDEX] * (max_seq_len - n), n
+
+
+def phase3_loss(logits: torch.Tensor, labels: torch.Tensor, num_vision_tokens: int) -> torch.Tensor:
+    """The original's compute_loss (visual_instruction_tuning/run.py) with 196 vision tokens generalised:
+    mean CE of logits[:, nv-1+t] against labels[:, t+1] over the labels that are not IGNORE_INDEX."""
+    s = labels.shape[1]
+    pred = logits[:, num_vision_tokens - 1: num_vision_tokens - 1 + s - 1, :]
+    target = labels[:, 1:]
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)

@@ -1,12 +1,16 @@
 // `tinyvlm demo`: the whole pipeline on a built-in dataset, on the CPU, in minutes: generate the corpus,
 // train a tokenizer, tokenize it into shards, pretrain a small decoder (phase 1) and generate from it
 // with the KV cache; then draw a synthetic image-caption set, align a small vision tower to the decoder
-// (phase 2) and caption held-out images. Each phase must lower its validation loss.
+// (phase 2) and caption held-out images; then instruction-tune on short conversations about the images
+// (phase 3) and ask held-out images questions. Each phase must lower its validation loss, and the answers
+// must beat always giving the most common training answer.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -17,6 +21,7 @@
 #include "data/image.h"
 #include "data/synthetic_images.h"
 #include "model/checkpoint.h"
+#include "model/chat_prompt.h"
 #include "model/generator.h"
 #include "model/vit.h"
 #include "model/vlm.h"
@@ -25,6 +30,7 @@
 #include "tokenizer/shards.h"
 #include "tokenizer/trainer.h"
 #include "train/align.h"
+#include "train/instruct.h"
 #include "train/pretrain.h"
 
 namespace tv::cli {
@@ -71,11 +77,21 @@ vlm_warmup_steps = 10
 vlm_val_every = 25
 vlm_val_batches = 4
 vlm_log_interval = 10
+# phase 3
+instruct_batch_size = 16
+instruct_max_seq_len = 64
+instruct_learning_rate = 1e-3
+instruct_warmup_steps = 10
+instruct_val_every = 25
+instruct_val_batches = 4
+instruct_log_interval = 10
+instruct_coco_only = false
 )";
 
 struct DemoArgs {
   std::string out = "runs/demo";
-  int64_t steps = 300, documents = 4000, align_steps = 300, images = 400;
+  int64_t steps = 300, documents = 4000, align_steps = 300, images = 400, instruct_steps = 150;
+  bool check_answers = true;
   int threads = 0;
 };
 
@@ -92,13 +108,33 @@ std::string caption_image(VisionLanguageModel& vlm, const tok::Tokenizer& tk, co
   return tk.decode(g.run(s));
 }
 
+// Answers a question about one image with a phase-3 checkpoint: the original's prompt, <image> +
+// encode(" USER: " + question + " ASSISTANT:"), then greedy text until EOS.
+std::string answer_question(VisionLanguageModel& vlm, const tok::Tokenizer& tk, const std::string& image,
+                            const std::string& question, int32_t eos) {
+  GenerationOptions go;  // plain greedy: one-word answers
+  go.max_new_tokens = 6;
+  go.stop_ids = {eos};
+  Generator g(vlm.llm(), go);
+  GenerationState s = g.start(vlm.image_prefix_from_file(image), encode_question_prompt(tk, question));
+  return tk.decode(g.run(s));
+}
+
+// The first word of an answer: the small model often runs on past its one-word answer instead of ending it.
+std::string first_word(const std::string& s) {
+  const size_t b = s.find_first_not_of(' ');
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_first_of(" :.,\n", b);
+  return s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+}
+
 void run_demo(const DemoArgs& a) {
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
   set_num_threads(a.threads);
   fs::create_directories(a.out);
 
-  std::fprintf(stderr, "%s", banner("1/7 corpus: built-in stories and scene descriptions").c_str());
+  std::fprintf(stderr, "%s", banner("1/9 corpus: built-in stories and scene descriptions").c_str());
   std::vector<std::string> docs = demo_documents(a.documents, 2024);
   std::string corpus_path = (fs::path(a.out) / "corpus.jsonl").string();
   {
@@ -112,18 +148,22 @@ void run_demo(const DemoArgs& a) {
     std::fprintf(stderr, "wrote %zu documents (%.1f KB of text) to %s\n", docs.size(), double(bytes) / 1024, corpus_path.c_str());
   }
 
-  std::fprintf(stderr, "%s", banner("2/7 tokenizer: byte-level BPE, up to 2048 tokens").c_str());
+  std::fprintf(stderr, "%s", banner("2/9 tokenizer: byte-level BPE, up to 2048 tokens").c_str());
   tok::TrainOptions topt;
   topt.vocab_size = 2048;
   topt.min_frequency = 2;
   std::vector<std::string_view> views(docs.begin(), docs.end());
+  // The turns of phase 3's conversations, a few times each, so that " USER:", " ASSISTANT:" and the
+  // questions get tokens of their own (the stories never say them).
+  const std::vector<std::string> turns = synthetic_conversation_texts();
+  for (int k = 0; k < 8; ++k) views.insert(views.end(), turns.begin(), turns.end());
   tok::Tokenizer tk = tok::train_bpe(views, topt);
   std::string tok_path = (fs::path(a.out) / "tokenizer.json").string();
   tk.save(tok_path);
   std::fprintf(stderr, "trained %zu merges (%d tokens; the corpus is small, so fewer than asked), saved %s\n",
                tk.num_merges(), int(tk.id_bound()), tok_path.c_str());
 
-  std::fprintf(stderr, "%s", banner("3/7 tokenize into shards").c_str());
+  std::fprintf(stderr, "%s", banner("3/9 tokenize into shards").c_str());
   std::string shard_dir = (fs::path(a.out) / "shards").string();
   tok::CorpusOptions copt;
   tok::TokenizeOptions kopt;
@@ -132,7 +172,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "%llu documents -> %llu tokens in %zu shard(s) under %s\n", (unsigned long long)ts.docs,
                (unsigned long long)ts.tokens, ts.shards.size(), shard_dir.c_str());
 
-  std::fprintf(stderr, "%s", banner("4/7 phase 1: pretrain the decoder").c_str());
+  std::fprintf(stderr, "%s", banner("4/9 phase 1: pretrain the decoder").c_str());
   std::string config_path = (fs::path(a.out) / "config.toml").string();
   write_file_atomic(config_path, "vocab_size = " + std::to_string(tk.id_bound()) + "\n" + kDemoConfig);
   PretrainOptions po;
@@ -148,7 +188,7 @@ void run_demo(const DemoArgs& a) {
   bool fell = r.has_val && r.best_val < r.first_val;
   std::fprintf(stderr, "validation loss %.4f -> %.4f: %s\n", r.first_val, r.best_val, fell ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("5/7 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
+  std::fprintf(stderr, "%s", banner("5/9 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
   auto m = load_llama(checkpoint_path(po.out, "best"), "");
   const int32_t eos = tk.token_to_id("</s>");
   {
@@ -163,7 +203,7 @@ void run_demo(const DemoArgs& a) {
     }
   }
 
-  std::fprintf(stderr, "%s", banner("6/7 phase 2: align a vision tower to the decoder (projector only)").c_str());
+  std::fprintf(stderr, "%s", banner("6/9 phase 2: align a vision tower to the decoder (projector only)").c_str());
   SyntheticCaptionSet set = make_synthetic_captions((fs::path(a.out) / "images").string(), int(a.images), 64, 2, 7);
   std::fprintf(stderr, "drew %zu images of coloured shapes with %zu captions\n", set.images.size(), set.texts.size());
   Config cfg = Config::from_file(config_path);
@@ -195,7 +235,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "phase-2 validation loss %.4f -> %.4f: %s\n", ar.first_val, ar.best_val,
                fell2 ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("7/7 caption images with the aligned model").c_str());
+  std::fprintf(stderr, "%s", banner("7/9 caption images with the aligned model").c_str());
   {
     ParamStore vp;
     VisionLanguageModel vlm(mc, vc, vp);
@@ -207,10 +247,70 @@ void run_demo(const DemoArgs& a) {
                   caption_image(vlm, tk, img, eos).c_str());  // img: the path as written
     }
   }
+  std::fprintf(stderr, "%s", banner("8/9 phase 3: instruction-tune the projector and decoder on conversations").c_str());
+  // The held-out images are phase 2's validation images (the last vlm_val_fraction = 5%): neither phase
+  // trains on them.
+  const size_t held_out = std::max<size_t>(1, size_t(double(set.images.size()) * 0.05));
+  const size_t n_train_images = set.images.size() - held_out;
+  SyntheticConversationSet convs =
+      make_synthetic_conversations(set, (fs::path(a.out) / "images").string(), n_train_images, 3, 17);
+  InstructOptions io;
+  io.model = checkpoint_path(ao.out, "best");
+  io.data = convs.conversations;
+  io.images = (fs::path(a.out) / "images").string();
+  io.out = (fs::path(a.out) / "instruct").string();
+  io.cache_features = ao.cache_features;
+  io.steps = a.instruct_steps;
+  io.threads = -1;
+  fs::remove_all(io.out);
+  InstructResult ir = instruct(io);
+  bool fell3 = ir.has_val && ir.best_val < ir.first_val;
+  std::fprintf(stderr, "phase-3 validation loss %.4f -> %.4f: %s\n", ir.first_val, ir.best_val,
+               fell3 ? "it fell" : "it did NOT fall");
+
+  std::fprintf(stderr, "%s", banner("9/9 ask held-out images questions").c_str());
+  bool beat = false;
+  {
+    ParamStore vp;
+    VisionLanguageModel vlm(mc, vc, vp);
+    SafetensorsFile best(checkpoint_path(io.out, "best"));
+    vp.load(best);
+    // The majority baseline: per kind of question, the answer most often given in training.
+    std::map<std::string, std::map<std::string, int>> counts;
+    for (size_t i = 0; i < n_train_images; ++i)
+      for (const SyntheticQuestion& q : synthetic_questions(set.scenes[i])) counts[q.kind][q.answer]++;
+    std::map<std::string, std::string> majority;
+    for (const auto& [kind, c] : counts)
+      majority[kind] = std::max_element(c.begin(), c.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
+    int asked = 0, right = 0, base = 0;
+    std::map<std::string, std::pair<int, int>> by_kind;  // right, asked
+    for (size_t i = n_train_images; i < set.images.size(); ++i)
+      for (const SyntheticQuestion& q : synthetic_questions(set.scenes[i])) {
+        const std::string got = answer_question(vlm, tk, set.images[i], q.question, eos);
+        const bool ok = first_word(got) == q.answer;
+        right += ok;
+        base += majority[q.kind] == q.answer;
+        ++asked;
+        by_kind[q.kind].first += ok;
+        by_kind[q.kind].second += 1;
+        if (i < n_train_images + 3)
+          std::printf("%s: %s  expected: %s  answer: %s%s\n", fs::path(set.images[i]).filename().c_str(), q.question.c_str(),
+                      q.answer.c_str(), got.c_str(), ok ? "" : "  (wrong)");
+      }
+    std::string kinds;
+    for (const auto& [kind, rk] : by_kind) kinds += str_cat(kinds.empty() ? "" : ", ", kind, " ", rk.first, "/", rk.second);
+    const double acc = asked ? double(right) / asked : 0, base_acc = asked ? double(base) / asked : 0;
+    std::printf("accuracy (first word of the answer) on %zu held-out images: %d/%d = %.1f%% (%s); majority-answer "
+                "baseline %.1f%%\n", held_out, right,
+                asked, 100 * acc, kinds.c_str(), 100 * base_acc);
+    beat = acc > base_acc;
+  }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
   std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
   if (!fell) fail("the demo's phase-1 validation loss did not fall");
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");
+  if (!fell3) fail("the demo's phase-3 validation loss did not fall");
+  if (!beat && a.check_answers) fail("the demo's phase-3 answers did not beat the majority-answer baseline");
 }
 
 }  // namespace
@@ -222,7 +322,10 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "Pretraining steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--documents", a->documents, "Corpus size in documents")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--align-steps", a->align_steps, "Phase-2 steps")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--images", a->images, "Synthetic images for phase 2")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--images", a->images, "Synthetic images for phases 2 and 3")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--instruct-steps", a->instruct_steps, "Phase-3 steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("!--no-answer-check", a->check_answers,
+                "Do not fail when the answers do not beat the majority baseline (for scaled-down runs)");
   add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_demo(*a); });
 }

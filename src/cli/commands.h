@@ -19,5 +19,7 @@ void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_ask_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
+void add_instruct_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace tv::cli

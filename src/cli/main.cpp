@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   tv::cli::add_convert_command(app);
   tv::cli::add_ask_command(app);
   tv::cli::add_chat_command(app);
+  tv::cli::add_instruct_command(app);
+  tv::cli::add_eval_command(app);
 
   try {
     app.parse(argc, argv);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/grad_mode.h"
+#include "core/ignore_index.h"
 #include "core/tensor.h"
 
 namespace tv::ops {
@@ -118,21 +119,21 @@ void moe_aux_loss_bwd(Tensor& dprobs, double dloss, const Tensor& probs, const T
 // are skipped: 0). Targets must lie in [0, V) unless ignored.
 // Returns the number of rows not ignored. Backward: dlogits[n] += dlosses[n] * (softmax - onehot).
 int64_t cross_entropy_fwd(Tensor& losses, Tensor& lse, const Tensor& logits, const Tensor& targets,
-                          int32_t ignore_index = -100);
+                          int32_t ignore_index = kIgnoreIndex);
 void cross_entropy_bwd(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
-                       const Tensor& lse, int32_t ignore_index = -100);
+                       const Tensor& lse, int32_t ignore_index = kIgnoreIndex);
 // The loss and its gradient in one pass over the logits, for training, where every row's loss is
 // weighted by the same grad_scale (1 / count for a mean): losses as cross_entropy_fwd (the same bits),
 // and dlogits is OVERWRITTEN with grad_scale * (softmax - onehot) (zeros on ignored rows). dlogits may be
 // logits itself. Returns the number of rows not ignored.
 int64_t cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& logits, const Tensor& targets,
-                                double grad_scale, int32_t ignore_index = -100);
+                                double grad_scale, int32_t ignore_index = kIgnoreIndex);
 // The output layer and cross_entropy_with_grad in one: logits = x @ w^T (x [N, D], w [V, D]; as linear_fwd
 // computes them under the current matmul precision), then losses and dlogits [N, V] as
 // cross_entropy_with_grad gives them. With bf16 matmuls and a bf16 dlogits the logits are never stored:
 // each block of rows becomes losses and gradients while it is still in cache.
 int64_t linear_cross_entropy_with_grad(Tensor& losses, Tensor& dlogits, const Tensor& x, const Tensor& w,
-                                       const Tensor& targets, double grad_scale, int32_t ignore_index = -100);
+                                       const Tensor& targets, double grad_scale, int32_t ignore_index = kIgnoreIndex);
 
 // ---- 2-D convolution as patch embedding (stride = kernel = P, no padding):
 // img [B, C, H, W], w [Co, C, P, P], b [Co] or null -> y [B, (H/P)*(W/P), Co] (patches row-major).

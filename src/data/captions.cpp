@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/parquet_captions.h"
 #include "io/parquet_source.h"
+#include "core/ignore_index.h"
 #include "tokenizer/bpe.h"
 
 namespace tv {
@@ -195,7 +196,7 @@ void caption_batch(const CaptionTokens& tok, const std::vector<int64_t>& rows, c
                    std::vector<int32_t>& ids, std::vector<int32_t>& labels) {
   const int64_t S = f.max_seq_len;
   ids.assign(rows.size() * size_t(S), f.pad_id);
-  labels.assign(ids.size(), -100);
+  labels.assign(ids.size(), kIgnoreIndex);
   for (size_t i = 0; i < rows.size(); ++i) {
     const int64_t r = rows[i];
     TV_CHECK(r >= 0 && r < tok.rows(), "caption row ", r, " out of range");

@@ -62,7 +62,7 @@ CaptionTokens tokenize_captions(const tok::Tokenizer& tokenizer, const CaptionSe
                                 int threads = 0);
 
 // Rows `rows` of `tok` as a padded batch: ids i32 [n, max_seq_len] right-padded with pad_id, and labels =
-// ids with pad -> -100 and position 0 (the <image> placeholder) -> -100.
+// ids with pad -> kIgnoreIndex and position 0 (the <image> placeholder) -> kIgnoreIndex.
 void caption_batch(const CaptionTokens& tok, const std::vector<int64_t>& rows, const CaptionFormat& f,
                    std::vector<int32_t>& ids, std::vector<int32_t>& labels);
 

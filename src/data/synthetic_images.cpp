@@ -90,6 +90,7 @@ SyntheticCaptionSet make_synthetic_captions(const std::string& dir, int n_images
     write_png_rgb((fs::path(dir) / name).string(), img);
     out.images.push_back((fs::path(dir) / name).string());
     const std::string f = kColours[fg].name, b = kColours[bg].name, s = kShapes[shape];
+    out.scenes.push_back({f, b, s, big, cx / size, cy / size});
     const std::string forms[] = {"a " + f + " " + s + " on a " + b + " background",
                                  std::string("a ") + (big ? "big " : "small ") + f + " " + s,
                                  "there is a " + f + " " + s + " in the picture", b + " background with a " + f + " " + s};
@@ -102,6 +103,54 @@ SyntheticCaptionSet make_synthetic_captions(const std::string& dir, int n_images
   }
   out.captions = (fs::path(dir) / "captions.jsonl").string();
   write_file_atomic(out.captions, jsonl);
+  return out;
+}
+
+std::vector<SyntheticQuestion> synthetic_questions(const SyntheticScene& sc) {
+  return {{"colour", "What colour is the shape?", sc.colour},
+          {"shape", "What shape is in the picture?", sc.shape},
+          {"background", "What colour is the background?", sc.background},
+          {"size", "Is the shape big or small?", sc.big ? "big" : "small"},
+          {"position", "Is the shape on the left or on the right?", sc.cx < 0.5 ? "left" : "right"}};
+}
+
+std::vector<std::string> synthetic_conversation_texts() {
+  std::vector<std::string> out;
+  SyntheticScene any;
+  for (const SyntheticQuestion& q : synthetic_questions(any)) out.push_back(" USER: " + q.question);
+  for (const Colour& c : kColours) out.push_back(std::string(" ASSISTANT: ") + c.name);
+  for (const char* shape : kShapes) out.push_back(std::string(" ASSISTANT: ") + shape);
+  for (const char* w : {"big", "small", "left", "right"}) out.push_back(std::string(" ASSISTANT: ") + w);
+  return out;
+}
+
+SyntheticConversationSet make_synthetic_conversations(const SyntheticCaptionSet& set, const std::string& dir, size_t n,
+                                                      int per_image, uint64_t seed) {
+  namespace fs = std::filesystem;
+  TV_CHECK(n <= set.scenes.size() && set.scenes.size() == set.images.size(), "make_synthetic_conversations: ", n,
+           " images asked of ", set.scenes.size());
+  Rng rng(seed);
+  SyntheticConversationSet out;
+  std::string jsonl;
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<SyntheticQuestion> qs = synthetic_questions(set.scenes[i]);
+    for (int c = 0; c < per_image; ++c) {
+      for (size_t k = qs.size() - 1; k > 0; --k) std::swap(qs[k], qs[rng.below(uint64_t(k + 1))]);
+      const size_t turns = 1 + rng.below(2);
+      nlohmann::json conv = nlohmann::json::array();
+      for (size_t k = 0; k < turns; ++k) {
+        const std::string q = (k == 0 ? "<image>\n" : "") + qs[k].question;
+        conv.push_back({{"from", "human"}, {"value", q}});
+        conv.push_back({{"from", "gpt"}, {"value", qs[k].answer}});
+        out.texts.push_back(" USER: " + qs[k].question);
+        out.texts.push_back(" ASSISTANT: " + qs[k].answer);
+      }
+      const std::string name = fs::path(set.images[i]).filename().string();
+      jsonl += nlohmann::json{{"id", name + "#" + std::to_string(c)}, {"image", name}, {"conversations", conv}}.dump() + "\n";
+    }
+  }
+  out.conversations = (fs::path(dir) / "conversations.jsonl").string();
+  write_file_atomic(out.conversations, jsonl);
   return out;
 }
 

@@ -84,6 +84,9 @@ const std::vector<ConfigKey> kKeys = {
     {"instruct_grad_accum", T::Int, "phase-3 micro-batches per optimizer step"},
     {"instruct_log_interval", T::Int, "phase-3 steps between progress lines"},
     {"instruct_save_interval", T::Int, "phase-3 steps between step_N checkpoints"},
+    {"instruct_split_seed", T::Int, "phase-3 seed of the held-out validation split"},
+    {"instruct_pad_to_max", T::Bool, "phase-3 pad every batch to instruct_max_seq_len (the original's way)"},
+    {"instruct_coco_only", T::Bool, "phase-3 keep only COCO conversations (the original's default)"},
     // Phase 4: DPO.
     {"dpo_batch_size", T::Int, "phase-4 batch size (pairs)"},
     {"dpo_epochs", T::Int, "phase-4 epochs"},
@@ -106,6 +109,7 @@ const std::vector<ConfigKey> kKeys = {
     // Every phase.
     {"seed", T::Int, "random seed (initialisation, splits, shuffling)"},
     {"matmul_precision", T::String, "fp32 or bf16 matmul operands"},
+    {"zero", T::Int, "1: shard the AdamW moments across the ranks of a data-parallel run (ZeRO-1)"},
     {"max_skips", T::Int, "consecutive non-finite batches before a run stops (default 20)"},
     {"checkpoint_minutes", T::Number, "minutes between time-based `last` checkpoints (default 10, 0: off)"},
 };

@@ -362,13 +362,13 @@ void Llama::set_head_chunk_rows(int64_t rows) {
   head_chunk_rows_ = rows;
 }
 
-Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor* dx) {
+Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses) {
   const int64_t n = x.size(0), D = cfg_.d_model, V = cfg_.vocab_size;
   TV_CHECK(x.ndim() == 2 && x.size(1) == D && targets.numel() == n && targets.dtype() == DType::I32,
            "Llama::head_loss: x [n, ", D, "] and targets i32 [n], got ", x.describe(), " and ", targets.describe());
   HeadLoss r;
   const Tensor ht = targets.to(Device::CPU);  // the count scales the gradient; the sum skips the same rows
-  for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != -100;
+  for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != kIgnoreIndex;
   Tensor rstd = Tensor::empty({n}, x.dtype(), x.device()), xn = Tensor::empty(x.shape(), x.dtype(), x.device());
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
   Tensor losses = Tensor::empty({n}, x.dtype(), x.device()), lse;
@@ -400,11 +400,12 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);
   for (int64_t i = 0; i < n; ++i)
-    if (ht.data<int32_t>()[i] != -100) r.sum += hl.data<double>()[i];
+    if (ht.data<int32_t>()[i] != kIgnoreIndex) r.sum += hl.data<double>()[i];
   if (dx) {
     *dx = Tensor::empty({n, D}, x.dtype(), x.device());
     ops::rmsnorm_bwd(dx, final_norm_->grad_for_backward(), dxn, x, final_norm_->value, rstd, ops::GradMode::Overwrite);
   }
+  if (row_losses) *row_losses = losses;
   return r;
 }
 

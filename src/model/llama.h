@@ -70,15 +70,17 @@ class Llama {
   Tensor forward_hidden(const Tensor& x0, int64_t B, int64_t S, bool save, const Tensor* logit_rows = nullptr);
   Tensor backward_hidden(const Tensor& dx, double aux_weight, bool want_dx0);
   // Final RMSNorm, vocabulary projection and cross-entropy of rows x [n, D] against targets i32 [n]
-  // (-100: ignored), head_chunk_rows() rows at a time, so that the logits never take more than
+  // (kIgnoreIndex: ignored), head_chunk_rows() rows at a time, so that the logits never take more than
   // head_chunk_rows() x V floats (a 32k vocabulary and 8 x 1024 tokens would otherwise hold 1 GiB of logits
   // and 1 GiB of their gradient). Returns the losses summed over the counted rows. With dx, also the
   // backward of their mean (sum / count): head parameter gradients, and dx [n, D] is set to the gradient for x.
+  // With row_losses, also each row's loss [n] (0 on ignored rows), for losses that sum per sequence.
+  // This is the one output layer and loss of every phase (lm_loss_step, vlm_loss_step).
   struct HeadLoss {
     double sum = 0;
     int64_t count = 0;
   };
-  HeadLoss head_loss(const Tensor& x, const Tensor& targets, Tensor* dx);
+  HeadLoss head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses = nullptr);
   int64_t head_chunk_rows() const { return head_chunk_rows_; }
   void set_head_chunk_rows(int64_t rows);
 

@@ -73,7 +73,13 @@ void VisionLanguageModel::set_phase2_trainable(ParamStore& store) const {
   store.set_trainable(prefix_ + "vision_encoder.proj.", true);
 }
 
-Tensor VisionLanguageModel::forward(const Tensor& features, const Tensor& ids, bool save, const Tensor* logit_rows) {
+void VisionLanguageModel::set_phase3_trainable(ParamStore& store) const {
+  store.set_trainable(prefix_ + "llm.", true);
+  store.set_trainable(prefix_ + "vision_encoder.", false);
+  store.set_trainable(prefix_ + "vision_encoder.proj.", true);
+}
+
+Tensor VisionLanguageModel::assemble(const Tensor& features, const Tensor& ids, bool save) {
   const int64_t P = num_vision_tokens(), Dv = tower_->config().hidden, D = d_model();
   TV_CHECK(ids.ndim() == 2 && ids.size(1) >= 1 && ids.dtype() == DType::I32, "VisionLanguageModel: ids should be i32 [B, S], got ",
            ids.describe());
@@ -99,13 +105,31 @@ Tensor VisionLanguageModel::forward(const Tensor& features, const Tensor& ids, b
     saved_B_ = B;
     saved_S_ = S;
   }
-  return llm_->forward(x0, B, T, save, logit_rows);
+  return x0;
+}
+
+Tensor VisionLanguageModel::forward(const Tensor& features, const Tensor& ids, bool save, const Tensor* logit_rows) {
+  Tensor x0 = assemble(features, ids, save);
+  return llm_->forward(x0, ids.size(0), num_vision_tokens() + ids.size(1) - 1, save, logit_rows);
+}
+
+Tensor VisionLanguageModel::forward_hidden(const Tensor& features, const Tensor& ids, bool save, const Tensor* logit_rows) {
+  Tensor x0 = assemble(features, ids, save);
+  return llm_->forward_hidden(x0, ids.size(0), num_vision_tokens() + ids.size(1) - 1, save, logit_rows);
 }
 
 void VisionLanguageModel::backward(const Tensor& dlogits) {
   TV_CHECK(saved_ids_.defined(), "VisionLanguageModel::backward without a saved forward");
+  backward_inputs(llm_->backward(dlogits, 0.0, true));
+}
+
+void VisionLanguageModel::backward_hidden(const Tensor& dx) {
+  TV_CHECK(saved_ids_.defined(), "VisionLanguageModel::backward_hidden without a saved forward");
+  backward_inputs(llm_->backward_hidden(dx, 0.0, true));
+}
+
+void VisionLanguageModel::backward_inputs(const Tensor& dx0) {
   const int64_t P = num_vision_tokens(), D = d_model(), B = saved_B_, S = saved_S_, T = P + S - 1;
-  Tensor dx0 = llm_->backward(dlogits, 0.0, true);
   Tensor dvis = Tensor::empty({B * P, D}, dx0.dtype(), dx0.device());
   for (int64_t b = 0; b < B; ++b) {
     Tensor dst = dvis.narrow(0, b * P, P);
@@ -180,7 +204,7 @@ Tensor vlm_targets(const Tensor& labels, int64_t P) {
            labels.describe());
   const int64_t B = labels.size(0), S = labels.size(1), T = P + S - 1;
   Tensor h = labels.to(Device::CPU).contiguous();
-  std::vector<int32_t> t(size_t(B * T), -100);
+  std::vector<int32_t> t(size_t(B * T), kIgnoreIndex);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s + 1 < S; ++s) t[size_t(b * T + P - 1 + s)] = h.data<int32_t>()[b * S + s + 1];
   return Tensor::from_i32({B * T}, t).to(labels.device());
@@ -190,43 +214,43 @@ VlmLoss vlm_loss_step(VisionLanguageModel& model, const Tensor& features, const 
                       bool backward) {
   TV_CHECK(labels.shape() == ids.shape(), "vlm_loss_step: ids and labels must have the same shape, got ", ids.describe(),
            " and ", labels.describe());
+  const int64_t B = ids.size(0), T = model.num_vision_tokens() + ids.size(1) - 1;
   Tensor all_targets = vlm_targets(labels, model.num_vision_tokens());
-  // Logits only where there is a label: the vision positions and padding never reach the vocabulary
-  // projection (three quarters of it for a 196-token image and a 64-token caption).
-  Tensor rows, targets = all_targets;
+  // Hidden states only where there is a label: the vision positions, the prompt and the padding never reach
+  // the vocabulary projection (three quarters of it for a 196-token image and a 64-token caption).
+  std::vector<int32_t> r, t;
   {
     Tensor h = all_targets.to(Device::CPU);
-    std::vector<int32_t> r, t;
     for (int64_t i = 0; i < h.numel(); ++i)
-      if (h.data<int32_t>()[i] != -100) {
+      if (h.data<int32_t>()[i] != kIgnoreIndex) {
         r.push_back(int32_t(i));
         t.push_back(h.data<int32_t>()[i]);
       }
-    if (!r.empty()) {
-      rows = Tensor::from_i32({int64_t(r.size())}, r).to(labels.device());
-      targets = Tensor::from_i32({int64_t(t.size())}, t).to(labels.device());
-    }
   }
-  Tensor logits = model.forward(features, ids, backward, rows.defined() ? &rows : nullptr);
-  const int64_t N = logits.size(0);
-  Tensor losses = Tensor::empty({N}, logits.dtype(), logits.device()), lse = Tensor::empty({N}, logits.dtype(), logits.device());
-  const int64_t count = ops::cross_entropy_fwd(losses, lse, logits, targets);
-  Tensor hl = losses.to(Device::CPU).to(DType::F64);
-  double sum = 0;
-  for (int64_t i = 0; i < N; ++i) sum += hl.data<double>()[i];
-  VlmLoss r;
-  r.tokens = count;
-  // No labelled token: NaN, as PyTorch's mean over an empty selection (the trainer then skips the batch).
-  r.loss = count ? sum / double(count) : std::nan("");
-  if (backward && count) {
-    Tensor dl = Tensor::empty({N});
-    dl.fill_(1.0 / double(count));
-    Tensor dlogits = Tensor::zeros(logits.shape(), logits.dtype(), logits.device());
-    ops::cross_entropy_bwd(dlogits, dl.to(logits.device()), logits, targets, lse);
-    logits = Tensor();
-    model.backward(dlogits);
+  VlmLoss out;
+  out.seq_sum.assign(size_t(B), 0.0);
+  out.seq_tokens.assign(size_t(B), 0);
+  if (r.empty()) {  // no labelled token: NaN, as PyTorch's mean over an empty selection (the trainer skips it)
+    out.loss = std::nan("");
+    return out;
   }
-  return r;
+  Tensor rows = Tensor::from_i32({int64_t(r.size())}, r).to(labels.device());
+  Tensor targets = Tensor::from_i32({int64_t(t.size())}, t).to(labels.device());
+  Tensor x = model.forward_hidden(features, ids, backward, &rows);
+  Tensor dx, row_losses;
+  Llama::HeadLoss h = model.llm().head_loss(x, targets, backward ? &dx : nullptr, &row_losses);
+  x = Tensor();
+  Tensor hl = row_losses.to(Device::CPU).to(DType::F64);
+  for (size_t i = 0; i < r.size(); ++i) {
+    const size_t b = size_t(r[i] / T);
+    out.seq_sum[b] += hl.data<double>()[i];
+    ++out.seq_tokens[b];
+  }
+  out.sum = h.sum;
+  out.tokens = h.count;
+  out.loss = h.sum / double(h.count);
+  if (backward) model.backward_hidden(dx);
+  return out;
 }
 
 }  // namespace tv

@@ -51,6 +51,12 @@ class VisionLanguageModel {
   // dlogits of the last saved forward -> gradients of the trainable parameters (projector; decoder and its
   // embedding when trainable).
   void backward(const Tensor& dlogits);
+  // The same in two parts, for the fused output layer and loss (Llama::head_loss): the decoder's last hidden
+  // states of logit_rows [R, D] (all B * (P + S - 1) positions without), and their gradient back.
+  Tensor forward_hidden(const Tensor& features, const Tensor& ids, bool save, const Tensor* logit_rows = nullptr);
+  void backward_hidden(const Tensor& dx);
+  // Phase 3: the projector and the whole decoder (embedding included) train; the tower stays frozen.
+  void set_phase3_trainable(ParamStore& store) const;
 
   // Inference: one image (preprocessed pixels [3, image, image], or a JPEG/PNG file preprocessed as in
   // training) through the tower and the projector -> the decoder's vision prefix [P, D].
@@ -58,6 +64,8 @@ class VisionLanguageModel {
   Tensor image_prefix_from_file(const std::string& image_path);
 
  private:
+  Tensor assemble(const Tensor& features, const Tensor& ids, bool save);  // -> x0 [B * (P + S - 1), D]
+  void backward_inputs(const Tensor& dx0);                                 // d x0 -> projector and embedding
   std::string prefix_;
   int64_t text_vocab_ = 0;
   ParamStore* store_ = nullptr;
@@ -85,14 +93,19 @@ std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::st
                                     const std::vector<std::string>& overrides = {});
 
 // Targets of the assembled sequence: labels i32 [B, S] (labels[b, t] is the target of the position that
-// predicts ids[b, t]; -100 = ignored; labels[:, 0] is never used) -> targets i32 [B * (P + S - 1)].
+// predicts ids[b, t]; kIgnoreIndex = ignored; labels[:, 0] is never used) -> targets i32 [B * (P + S - 1)].
 Tensor vlm_targets(const Tensor& labels, int64_t num_vision_tokens);
 
 struct VlmLoss {
-  double loss = 0;      // mean cross-entropy over the labelled tokens
+  double loss = 0;      // mean cross-entropy over the labelled tokens (NaN when there is none)
+  double sum = 0;       // summed cross-entropy over the labelled tokens
   int64_t tokens = 0;   // labelled tokens
+  // Per sequence b: summed CE (= minus the summed log-probability of its labelled tokens) and their count.
+  std::vector<double> seq_sum;
+  std::vector<int64_t> seq_tokens;
 };
-// One forward (and with `backward`, the backward) of the mean CE over labelled tokens. No aux loss.
+// One forward (and with `backward`, the backward) of the mean CE over labelled tokens, the loss of phases 2
+// and 3, through the decoder's fused output layer and loss (only labelled rows reach the vocabulary). No aux loss.
 VlmLoss vlm_loss_step(VisionLanguageModel& model, const Tensor& features, const Tensor& ids, const Tensor& labels,
                       bool backward);
 

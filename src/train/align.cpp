@@ -75,10 +75,9 @@ AlignResult align(const AlignOptions& a) {
   // Either format: tinyvlm's .safetensors or the original's torch.save .pt.
   const std::unique_ptr<TensorSource> llm_source = open_tensor_file(a.llm);
   const TensorSource& llm_file = *llm_source;
-  const std::unique_ptr<tok::Tokenizer> tokenizer_ptr = tokenizer_for_checkpoint(a.tokenizer, a.llm, llm_file.metadata());
-  if (!tokenizer_ptr) fail(a.llm, ": the checkpoint records no tokenizer; pass --tokenizer tokenizer.json");
-  const tok::Tokenizer& tokenizer = *tokenizer_ptr;
-  const std::string tok_path = a.tokenizer.empty() ? a.llm + " (its tokenizer)" : a.tokenizer;
+  const CheckpointTokenizer ct = require_checkpoint_tokenizer(a.tokenizer, a.llm);
+  const tok::Tokenizer& tokenizer = *ct.tokenizer;
+  const std::string& tok_path = ct.name;
   const CaptionFormat fmt = caption_format(tokenizer, mc.vocab_size, S, tok_path);
 
   // Data.

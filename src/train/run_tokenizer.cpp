@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/tensor_source.h"
 #include "tokenizer/bpe.h"
 #include "train/trainer.h"
 
@@ -47,6 +48,15 @@ std::unique_ptr<tok::Tokenizer> tokenizer_for_checkpoint(const std::string& give
                                                          int64_t model_vocab) {
   std::unique_ptr<tok::Tokenizer> t = find_tokenizer(given, checkpoint, metadata);
   if (t) check_tokenizer_fits(*t, model_vocab, (given.empty() ? checkpoint : given) + " with " + checkpoint);
+  return t;
+}
+
+CheckpointTokenizer require_checkpoint_tokenizer(const std::string& given, const std::string& checkpoint,
+                                                 int64_t model_vocab) {
+  CheckpointTokenizer t;
+  t.tokenizer = tokenizer_for_checkpoint(given, checkpoint, open_tensor_file(checkpoint)->metadata(), model_vocab);
+  if (!t.tokenizer) fail(checkpoint, ": the checkpoint records no tokenizer; pass --tokenizer tokenizer.json");
+  t.name = given.empty() ? checkpoint + " (its tokenizer)" : given;
   return t;
 }
 

@@ -22,6 +22,14 @@ void embed_tokenizer(std::map<std::string, std::string>& metadata, const std::st
 std::unique_ptr<tok::Tokenizer> tokenizer_for_checkpoint(const std::string& given, const std::string& checkpoint,
                                                          const std::map<std::string, std::string>& metadata,
                                                          int64_t model_vocab = 0);
+// The same, failing when the checkpoint has none; `name` is what messages call the tokenizer (the path
+// given, or "<checkpoint> (its tokenizer)").
+struct CheckpointTokenizer {
+  std::unique_ptr<tok::Tokenizer> tokenizer;
+  std::string name;
+};
+CheckpointTokenizer require_checkpoint_tokenizer(const std::string& given, const std::string& checkpoint,
+                                                 int64_t model_vocab = 0);
 // Fails unless every id of the tokenizer is below model_vocab; `what` names the tokenizer and the model.
 void check_tokenizer_fits(const tok::Tokenizer& t, int64_t model_vocab, const std::string& what);
 

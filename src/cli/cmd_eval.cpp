@@ -1,0 +1,43 @@
+// `tinyvlm eval`: the validation loss of a VLM checkpoint on caption (phase 2) or conversation (phase 3)
+// data, as one JSON object on stdout; with --per-sample, one JSON line per sample before it.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "train/evaluate.h"
+
+namespace tv::cli {
+
+void add_eval_command(CLI::App& app) {
+  auto a = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "Validation loss of a VLM checkpoint on captions or conversations (JSON)");
+  cmd->add_option("--model", a->model, "VLM checkpoint (phase 2 or 3; tinyvlm's or the original's .pt with --config)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--config", a->config, "Config (default: the one stored in --model)")->check(CLI::ExistingFile);
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in --model)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--task", a->task, "captions (phase-2 data and layout) or instruct (phase 3)")
+      ->required()
+      ->check(CLI::IsMember({"captions", "instruct"}));
+  cmd->add_option("--data", a->data, "captions: COCO captions JSON or JSONL; instruct: LLaVA-Instruct JSON or JSONL")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--images", a->images, "Image folder")->required();
+  cmd->add_option("--max-samples", a->max_samples, "Evaluate only the first N samples")->check(CLI::PositiveNumber);
+  cmd->add_flag("--per-sample", a->per_sample, "Also print one JSON line per sample (its loss and token count)");
+  cmd->add_flag("--all-images", a->all_images, "instruct: keep every sample with an image, not only COCO ones");
+  cmd->add_option("--cache-features", a->cache_features, "Frozen-feature cache folder (as for align/instruct)");
+  cmd->add_option("--set", a->sets, "Override a config key, e.g. --set instruct_batch_size=4 (repeatable)");
+  cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  cmd->callback([a] {
+    EvalReport r = evaluate(*a);
+    if (a->per_sample)
+      for (const std::string& line : r.per_sample_json()) std::printf("%s\n", line.c_str());
+    std::printf("%s\n", r.summary_json().c_str());
+    std::fflush(stdout);
+  });
+}
+
+}  // namespace tv::cli

@@ -1,0 +1,67 @@
+// Batches of phase-3 data (and of any labelled image + text rows) through the one batch interface every
+// dataset has: next(), state(), restore(). A batch is the next B rows of the epoch's order whose image
+// could be read (unreadable images are skipped, counted and named by the feature source); the partial
+// batch at the end of an epoch is dropped, as the original's loader does (drop_last). A batch is padded to
+// its longest row, not to instruct_max_seq_len: padding sits after every labelled token and attention is
+// causal, so the loss is the same. With group_by_length, each run of 50 batches of the shuffled order is
+// sorted by length first, so that rows of a batch have similar lengths (less padding).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/instruct_data.h"
+
+namespace tv {
+
+class ImageFeatureSource;
+class ImageFeatureStream;
+
+struct InstructBatch {
+  Tensor features;                   // [B, P, hidden]
+  std::vector<int32_t> ids, labels;  // [B, S]
+  std::vector<int64_t> rows;         // the token rows used
+  int64_t B = 0, S = 0;
+};
+
+struct InstructBatchOptions {
+  int64_t batch = 8;
+  int64_t batches_per_epoch = -1;  // -1: the whole epoch
+  bool shuffle = true, group_by_length = false, pad_to_max = false;
+  uint64_t seed = 313;
+};
+
+class InstructBatches {
+ public:
+  // row_images[r] is the image of token row r. The referenced objects must outlive this one.
+  InstructBatches(const InstructTokens& tokens, std::vector<std::string> row_images, const ConversationFormat& f,
+                  ImageFeatureSource& features, const InstructBatchOptions& o);
+  ~InstructBatches();
+
+  void next(InstructBatch& b);
+  std::string state() const;  // epoch, cursor, batch, skipped
+  void restore(const std::string& s);
+
+  int64_t steps_per_epoch() const;
+  int64_t skipped() const { return skipped_; }  // rows passed over for an unreadable image
+  int64_t epoch() const { return epoch_; }
+  // The order of an epoch (exposed for tests).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+ private:
+  void start_epoch(int64_t e);
+
+  const InstructTokens& tok_;
+  std::vector<std::string> images_;
+  ConversationFormat f_;
+  ImageFeatureSource& features_;
+  InstructBatchOptions o_;
+  int64_t epoch_ = 0, cursor_ = 0, batch_ = 0, skipped_ = 0;
+  std::vector<int64_t> order_;
+  std::unique_ptr<ImageFeatureStream> stream_;
+  int64_t stream_start_ = 0;
+};
+
+}  // namespace tv
