@@ -1,6 +1,6 @@
 // The inference side of the phase-3 conversation format (docs/spec.md sections 7 and 8): what `ask` and
-// `chat` feed the decoder after the image. Training builds the same turns (src/data/conversation.*);
-// both must stay one format.
+// `chat` feed the decoder after the image. The turns come from training's own formatter
+// (src/data/conversation.*), so both stay one format.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,7 +25,7 @@ struct ChatTurn {
 std::vector<int32_t> encode_chat_turn(const tok::Tokenizer& tk, const ChatTurn& turn);
 // What precedes an answer: encode(" ASSISTANT:"), as the ask prompt ends.
 std::vector<int32_t> encode_answer_cue(const tok::Tokenizer& tk);
-// The message as training keeps it: <image> removed, then stripped (Python's str.strip()).
+// The message as training keeps it: <image> removed, then stripped as Python's str.strip() does.
 std::string clean_chat_message(const std::string& msg);
 
 }  // namespace tv
