@@ -11,6 +11,7 @@
 #include "cli/vlm_session.h"
 #include "core/parallel.h"
 #include "model/chat_prompt.h"
+#include "train/run_tokenizer.h"
 
 namespace tv::cli {
 
@@ -18,21 +19,16 @@ VlmSession open_vlm_session(const std::string& model, const std::string& config,
                             const std::vector<std::string>& sets) {
   VlmSession s;
   s.vlm = load_vlm(model, config, sets);
-  const std::string tok_path = tokenizer_for(tokenizer, model);
-  if (tok_path.empty())
-    fail(model, ": the checkpoint records no tokenizer; pass --tokenizer (the original's is "
-         "bpe_tokenizer_with_image_tag.json)");
-  s.tokenizer = tok::Tokenizer::load(tok_path);
   const int32_t image_id = s.vlm->model->image_token_id();
+  // --tokenizer, else the one embedded in (or recorded by) the checkpoint; every id must fit the decoder.
+  CheckpointTokenizer ct = require_checkpoint_tokenizer(tokenizer, model, image_id + 1);
+  s.tokenizer = std::move(*ct.tokenizer);
   const int32_t tok_image = s.tokenizer.token_to_id("<image>");
   if (tok_image >= 0 && tok_image != image_id)
-    fail(tok_path, ": <image> has id ", tok_image, " but the model's <image> is ", image_id,
+    fail(ct.name, ": <image> has id ", tok_image, " but the model's <image> is ", image_id,
          " (the text vocabulary size): this tokenizer does not belong to the checkpoint");
-  for (const tok::AddedToken& t : s.tokenizer.added_tokens())
-    if (t.id > image_id)
-      fail(tok_path, ": token '", t.content, "' has id ", t.id, ", outside the model's vocabulary of ", image_id + 1);
   if (int64_t(s.tokenizer.model_vocab_size()) > image_id)
-    fail(tok_path, ": the tokenizer has ", s.tokenizer.model_vocab_size(), " tokens but the model's text vocabulary "
+    fail(ct.name, ": the tokenizer has ", s.tokenizer.model_vocab_size(), " tokens but the model's text vocabulary "
          "has ", image_id);
   const int32_t eos = s.tokenizer.token_to_id("</s>");
   s.eos = eos >= 0 ? eos : 2;

@@ -1,5 +1,5 @@
 // What generate, ask and chat share on the command line: the sampling options (range-checked by
-// validate_generation_options) and where the tokenizer comes from.
+// validate_generation_options).
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -21,8 +21,5 @@ inline void add_sampling_options(CLI::App* cmd, GenerationOptions& g) {
   cmd->add_flag("--no-cache", [&g](int64_t) { g.use_cache = false; },
                 "Recompute the whole sequence for every token (the original's way) instead of the KV cache");
 }
-
-// The tokenizer named on the command line, else the one recorded in the checkpoint, else "".
-std::string tokenizer_for(const std::string& given, const std::string& checkpoint);
 
 }  // namespace tv::cli
