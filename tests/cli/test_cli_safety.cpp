@@ -189,8 +189,8 @@ TEST(CliSafety, InputsAreChecked) {
 
   ASSERT_EQ(run(f.pretrain(out, "--steps 1")).code, 0);
   const std::string model = "--model " + out + "/best.safetensors --threads 1 ";
-  refused("generate " + model + "--prompt-ids '1 2' --top-k -3", "--top-k: Value -3 not in range");
-  refused("generate " + model + "--prompt-ids '1 2' --repetition-penalty 0", "--repetition-penalty: Value 0 not in range");
+  refused("generate " + model + "--prompt-ids '1 2' --top-k -3", "--top-k must be >= 0 (0 = off), got -3");
+  refused("generate " + model + "--prompt-ids '1 2' --repetition-penalty 0", "--repetition-penalty must be a finite number > 0 (1 = off), got 0");
   refused("generate --model " + out + "/best.safetensors --threads 5000 --prompt-ids '1 2'", "--threads: Value 5000 not in range");
   refused("generate " + model + "--prompt \"$(printf 'a\\377b')\"", "--prompt: byte 1: invalid UTF-8");
   tv::write_file_atomic((f.dir / "bad_ppl.txt").string(), "abc \xc3");
