@@ -21,9 +21,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--task", a->task, "captions (phase-2 data and layout) or instruct (phase 3)")
       ->required()
       ->check(CLI::IsMember({"captions", "instruct"}));
-  cmd->add_option("--data", a->data, "captions: COCO captions JSON or JSONL; instruct: LLaVA-Instruct JSON or JSONL")
-      ->required()
-      ->check(CLI::ExistingFile);
+  cmd->add_option("--data", a->data,
+                  "captions: COCO captions JSON or JSONL; instruct: LLaVA-Instruct JSON or JSONL; either: Parquet "
+                  "(a .parquet file, folder or glob)")
+      ->required();
   cmd->add_option("--images", a->images, "Image folder")->required();
   cmd->add_option("--max-samples", a->max_samples, "Evaluate only the first N samples")->check(CLI::PositiveNumber);
   cmd->add_flag("--per-sample", a->per_sample, "Also print one JSON line per sample (its loss and token count)");

@@ -19,15 +19,14 @@ void add_instruct_command(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json with <image> (default: the one recorded in --model)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", a->data,
-                  "LLaVA-Instruct JSON (llava_instruct_150k.json, llava_v1_5_mix665k.json) or JSONL of "
-                  "{id, image, conversations}")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--images", a->images,
-                  "Image folder: names are looked up in train/data, validation/data, train2017, val2017, then the folder")
+                  "LLaVA-Instruct JSON (llava_instruct_150k.json, llava_v1_5_mix665k.json), JSONL of "
+                  "{id, image, conversations}, or Parquet in that layout (a .parquet file, folder or glob)")
       ->required();
-  cmd->add_option("--val-data", a->val_data, "Validation conversations (default: hold out instruct_val_fraction)")
-      ->check(CLI::ExistingFile);
+  cmd->add_option("--images", a->images,
+                  "Image folder: names are looked up in train/data, validation/data, train2017, val2017, then the folder "
+                  "(images inside Parquet data are written here once)")
+      ->required();
+  cmd->add_option("--val-data", a->val_data, "Validation conversations (default: hold out instruct_val_fraction)");
   cmd->add_option("--val-images", a->val_images, "Image folder of --val-data (default: --images)");
   cmd->add_option("--out", a->out, "Run directory: checkpoints (best, last), metrics.jsonl, skipped_samples.tsv")->required();
   cmd->add_option("--cache-features", a->cache_features,

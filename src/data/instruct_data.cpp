@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "core/ignore_index.h"
 #include "core/rng.h"
+#include "data/parquet_captions.h"
+#include "io/parquet_source.h"
 #include "tokenizer/bpe.h"
 
 namespace tv {
@@ -22,12 +24,45 @@ std::string lower(std::string s) {
   return s;
 }
 
-// One record -> a sample, a skip, or a left-out non-COCO record. `where` names the record in errors.
-void add_record(InstructSet& set, const nlohmann::json& r, const std::string& where, const std::string& fallback_id,
-                const std::string& images_dir, const InstructLoadOptions& o) {
+// One record, read from JSON or from a Parquet row, before the shared steps.
+struct InstructRecord {
+  InstructSample sample;    // id and turns
+  std::string image;        // the image's name as the record gives it (the COCO filter reads it)
+  std::string_view bytes;   // Parquet: the encoded image inside the row (empty when the row names a file)
+};
+
+// A record -> a sample, a skip, or a left-out non-COCO record. Images inside a Parquet row are written once
+// into `extract_dir` (named by content) so that they are decoded, cached and skipped when corrupt as files are.
+void add_record(InstructSet& set, InstructRecord rec, const std::string& images_dir, const std::string& extract_dir,
+                const InstructLoadOptions& o) {
   ++set.records;
+  InstructSample& s = rec.sample;
+  const bool has_image = !rec.image.empty() || !rec.bytes.empty();
+  // The original's filter, on the raw name; an embedded image without a name has none to filter on and is kept.
+  if (o.coco_only && !rec.image.empty() && lower(rec.image).find("coco") == std::string::npos) {
+    ++set.not_coco;
+    return;
+  }
+  if (!has_image) {
+    set.skipped.push_back({s.id, "no image"});
+    return;
+  }
+  if (s.turns.empty()) {
+    set.skipped.push_back({s.id, "no turns"});
+    return;
+  }
+  s.image = !rec.bytes.empty() ? extract_parquet_image(extract_dir, rec.bytes) : find_instruct_image(images_dir, rec.image);
+  if (s.image.empty()) {
+    set.skipped.push_back({s.id, "image not found: " + rec.image});
+    return;
+  }
+  set.samples.push_back(std::move(s));
+}
+
+InstructRecord json_record(const nlohmann::json& r, const std::string& where, const std::string& fallback_id) {
   if (!r.is_object()) fail(where, ": expected an object {id, image, conversations}");
-  InstructSample s;
+  InstructRecord rec;
+  InstructSample& s = rec.sample;
   if (r.contains("id") && r["id"].is_string())
     s.id = r["id"].get<std::string>();
   else if (r.contains("id") && r["id"].is_number_integer())
@@ -42,28 +77,62 @@ void add_record(InstructSet& set, const nlohmann::json& r, const std::string& wh
       fail(where, " (id ", s.id, "): conversations[", k, "] needs the strings \"from\" and \"value\"");
     s.turns.push_back({is_user_role(t["from"].get<std::string>()), t["value"].get<std::string>()});
   }
-  const std::string image = r.contains("image") && r["image"].is_string() ? r["image"].get<std::string>() : "";
-  if (o.coco_only && lower(image).find("coco") == std::string::npos) {  // the original's filter, on the raw name
-    if (image.empty())
-      set.skipped.push_back({s.id, "no image"});
-    else
-      ++set.not_coco;
-    return;
+  rec.image = r.contains("image") && r["image"].is_string() ? r["image"].get<std::string>() : "";
+  return rec;
+}
+
+// LLaVA rows as HuggingFace publishes them: `conversations` (a list of {from, value}), `image` (an image struct
+// {bytes, path} with the bytes inside the file, or a string naming a file under images_dir) and `id` when present.
+// The extracted images go into images_dir (or "tinyvlm_images" beside the first file when it is empty).
+void load_parquet_instruct(InstructSet& set, const std::vector<std::string>& files, const std::string& images_dir,
+                           const InstructLoadOptions& o) {
+  bool has_id = false;
+  {
+    const pq::ParquetFile first(files[0]);
+    has_id = first.find_field("id") >= 0;
   }
-  if (image.empty()) {
-    set.skipped.push_back({s.id, "no image"});
-    return;
+  const std::string dir = images_dir.empty() ? (fs::path(files[0]).parent_path() / "tinyvlm_images").string() : images_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) fail(dir, ": cannot create the folder for the images inside ", files[0], " (choose one with --images)");
+  std::vector<std::string> fields = {"conversations", "image"};
+  if (has_id) fields.push_back("id");
+  ParquetRowReader rows(files, fields);
+  std::string file_path, file_name;
+  int64_t index = -1;  // the row's index in its file: the fallback id "<file>:<index>"
+  while (rows.next_group()) {
+    if (rows.file().path() != file_path) {
+      file_path = rows.file().path();
+      file_name = fs::path(file_path).filename().string();
+      index = -1;
+    }
+    for (size_t r = 0; r < rows.rows(); ++r) {
+      const std::string where = rows.where(r);
+      ++index;
+      InstructRecord rec;
+      InstructSample& s = rec.sample;
+      if (has_id) {
+        const pq::Value& id = rows.value(2, r);
+        if (id.kind == pq::Value::Int) s.id = std::to_string(id.i);
+        else if (auto t = pq::as_text(id, where + ", column 'id'")) s.id = std::string(*t);
+      }
+      if (s.id.empty()) s.id = file_name + ":" + std::to_string(index);
+      for (const pq::Message& m : pq::as_messages(rows.value(0, r), where + " (id " + s.id + "), column 'conversations'"))
+        s.turns.push_back({is_user_role(std::string(m.role)), m.text});
+      const pq::Value& im = rows.value(1, r);
+      const std::string at = where + " (id " + s.id + "), column 'image'";
+      if (im.kind == pq::Value::Bytes) {
+        rec.image = std::string(*pq::as_text(im, at));
+      } else {
+        const std::vector<pq::ImageRef> ims = pq::as_images(im, at);
+        if (!ims.empty()) {
+          rec.image = std::string(ims[0].path);
+          rec.bytes = ims[0].bytes;
+        }
+      }
+      add_record(set, std::move(rec), images_dir, dir, o);
+    }
   }
-  if (s.turns.empty()) {
-    set.skipped.push_back({s.id, "no turns"});
-    return;
-  }
-  s.image = find_instruct_image(images_dir, image);
-  if (s.image.empty()) {
-    set.skipped.push_back({s.id, "image not found: " + image});
-    return;
-  }
-  set.samples.push_back(std::move(s));
 }
 
 }  // namespace
@@ -81,6 +150,12 @@ std::string find_instruct_image(const std::string& images_dir, const std::string
 }
 
 InstructSet load_instruct(const std::string& path, const std::string& images_dir, const InstructLoadOptions& o) {
+  if (is_parquet_input(path)) {
+    InstructSet set;
+    set.source = path;
+    load_parquet_instruct(set, parquet_files(path), images_dir, o);
+    return set;
+  }
   if (!fs::is_regular_file(path)) fail(path, ": the instruction data file does not exist");
   InstructSet set;
   set.source = path;
@@ -102,8 +177,8 @@ InstructSet load_instruct(const std::string& path, const std::string& images_dir
       fail(path, ": invalid JSON: ", e.what());
     }
     for (size_t i = 0; i < j.size(); ++i)
-      add_record(set, j[i], path + ": record " + std::to_string(i), fs::path(path).filename().string() + ":" + std::to_string(i),
-                 images_dir, o);
+      add_record(set, json_record(j[i], path + ": record " + std::to_string(i), fs::path(path).filename().string() + ":" + std::to_string(i)),
+                 images_dir, "", o);
     return set;
   }
   std::string line;
@@ -116,8 +191,8 @@ InstructSet load_instruct(const std::string& path, const std::string& images_dir
     } catch (const nlohmann::json::exception& e) {
       fail(path, ":", lineno, ": invalid JSON: ", e.what());
     }
-    add_record(set, j, path + ":" + std::to_string(lineno), fs::path(path).filename().string() + ":" + std::to_string(lineno),
-               images_dir, o);
+    add_record(set, json_record(j, path + ":" + std::to_string(lineno), fs::path(path).filename().string() + ":" + std::to_string(lineno)),
+               images_dir, "", o);
   }
   return set;
 }

@@ -4,6 +4,10 @@
 // by default (`'coco' in image.lower()`); images are looked up as the original does, by file name under
 // <images>/train/data, <images>/validation/data, <images>/train2017, <images>/val2017, then <images> itself.
 // Samples without an image or whose image is not found are skipped, counted and named, never fatal.
+// Parquet in the LLaVA layout as HuggingFace publishes it (a .parquet file, folder or glob; docs/parquet.md)
+// goes through the same steps: `conversations` [{from, value}], `image` a struct {bytes, path} (the bytes are
+// written once into <images>, named by content, and used as files from then on; the COCO filter reads `path`,
+// and an image without a path is kept) or a string looked up as above, and `id` when the file has it.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,7 +22,7 @@ class Tokenizer;
 }
 
 struct InstructSample {
-  std::string id;     // the record's "id" (or "<file>:<index>" when it has none)
+  std::string id;     // the record's "id" (or "<file>:<index>" when it has none; Parquet: the row in its file)
   std::string image;  // the resolved image path
   std::vector<ConversationTurn> turns;
 };
@@ -42,7 +46,7 @@ struct InstructLoadOptions {
 // The original's lookup of an image named in a record (its file name only) under images_dir; empty when absent.
 std::string find_instruct_image(const std::string& images_dir, const std::string& image);
 
-// Reads a LLaVA-Instruct JSON array (.json) or JSONL (.jsonl, or a file that does not start with '[').
+// Reads a LLaVA-Instruct JSON array (.json), JSONL (.jsonl, or a file that does not start with '[') or Parquet.
 // Malformed records (not an object, "conversations" not a list of {from, value} strings) are errors naming
 // the file and record; a missing "image" or an image not found under images_dir is a skipped sample.
 InstructSet load_instruct(const std::string& path, const std::string& images_dir, const InstructLoadOptions& o = {});

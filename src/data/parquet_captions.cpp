@@ -26,8 +26,9 @@ const char* image_ext(std::string_view b) {
   return ".img";
 }
 
-// Writes `bytes` to dir/<hash>-<size><ext> unless that file exists with that size; returns its path.
-std::string extract(const std::string& dir, std::string_view bytes) {
+}  // namespace
+
+std::string extract_parquet_image(const std::string& dir, std::string_view bytes) {
   char name[64];
   std::snprintf(name, sizeof(name), "%016llx-%zu%s", (unsigned long long)fnv1a64(bytes), bytes.size(), image_ext(bytes));
   const std::string path = (fs::path(dir) / name).string();
@@ -47,6 +48,8 @@ std::string extract(const std::string& dir, std::string_view bytes) {
   }
   return path;
 }
+
+namespace {
 
 std::string pick_image_column(const pq::ParquetFile& f, const std::string& asked) {
   if (!asked.empty()) return asked;
@@ -99,7 +102,7 @@ CaptionSet load_parquet_captions(const std::vector<std::string>& files, const Pa
       std::vector<pq::ImageRef> ims = pq::as_images(rows.value(0, r), where + ", column '" + image_col + "'");
       std::string path;
       if (!ims.empty() && !ims[0].bytes.empty()) {
-        path = extract(dir, ims[0].bytes);
+        path = extract_parquet_image(dir, ims[0].bytes);
       } else if (!ims.empty() && !ims[0].path.empty()) {
         // datasets' Image with only a path: a file on disk, relative to the Parquet file's folder.
         const fs::path p(std::string(ims[0].path));

@@ -6,6 +6,7 @@
 // images then work exactly as for image folders.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/captions.h"
@@ -17,6 +18,10 @@ struct ParquetCaptionOptions {
   std::string caption_column;  // empty: the first of caption, captions, sentences, text that exists
   std::string extract_dir;     // where the images go; empty: "tinyvlm_images" beside the first file
 };
+
+// Writes encoded image `bytes` once into `dir` as <content hash>-<size><.jpg|.png|.img> (kept when a file of that
+// name and size is there) and returns its path. Also used by the instruct loader (data/instruct_data.cpp).
+std::string extract_parquet_image(const std::string& dir, std::string_view bytes);
 
 CaptionSet load_parquet_captions(const std::vector<std::string>& files, const ParquetCaptionOptions& opt);
 

@@ -103,6 +103,8 @@ TEST(Parquet, HuggingFaceLayoutsMatchPyarrow) {
   expect_matches_pyarrow("rlaif", "rlaif");
   expect_matches_pyarrow("captions", "captions");
   expect_matches_pyarrow("llava", "llava");
+  expect_matches_pyarrow("llava_coco", "llava_coco");    // integer ids, a null-path image struct
+  expect_matches_pyarrow("llava_names", "llava_names");  // a string image column with a null
   expect_matches_pyarrow("corpus", "corpus");
   expect_matches_pyarrow("empty", "empty");
   expect_matches_pyarrow("datasets_written", "datasets_written");  // written by datasets' to_parquet
