@@ -10,7 +10,9 @@
 #include "cli/inference_options.h"
 #include "cli/vlm_session.h"
 #include "core/parallel.h"
+#include "io/tensor_source.h"
 #include "model/chat_prompt.h"
+#include "train/run_tokenizer.h"
 
 namespace tv::cli {
 
@@ -18,11 +20,14 @@ VlmSession open_vlm_session(const std::string& model, const std::string& config,
                             const std::vector<std::string>& sets) {
   VlmSession s;
   s.vlm = load_vlm(model, config, sets);
-  const std::string tok_path = tokenizer_for(tokenizer, model);
-  if (tok_path.empty())
+  // The tokenizer given, else the one embedded in (or recorded by) the checkpoint.
+  std::unique_ptr<tok::Tokenizer> found =
+      tokenizer_for_checkpoint(tokenizer, model, open_tensor_file(model)->metadata());
+  if (!found)
     fail(model, ": the checkpoint records no tokenizer; pass --tokenizer (the original's is "
          "bpe_tokenizer_with_image_tag.json)");
-  s.tokenizer = tok::Tokenizer::load(tok_path);
+  const std::string tok_path = tokenizer.empty() ? model + " (its tokenizer)" : tokenizer;
+  s.tokenizer = std::move(*found);
   const int32_t image_id = s.vlm->model->image_token_id();
   const int32_t tok_image = s.tokenizer.token_to_id("<image>");
   if (tok_image >= 0 && tok_image != image_id)

@@ -22,7 +22,4 @@ inline void add_sampling_options(CLI::App* cmd, GenerationOptions& g) {
                 "Recompute the whole sequence for every token (the original's way) instead of the KV cache");
 }
 
-// The tokenizer named on the command line, else the one recorded in the checkpoint, else "".
-std::string tokenizer_for(const std::string& given, const std::string& checkpoint);
-
 }  // namespace tv::cli
