@@ -1,5 +1,6 @@
 #include "train/instruct.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -119,7 +120,10 @@ InstructResult instruct(const InstructOptions& a) {
   ImageFeatureSource features(vlm.tower(), cache.get(), int(cfg.get_int("instruct_image_workers", 0)), B);
   InstructBatches batches(train_tok, train_img, fmt, features, bo);
 
-  const int64_t steps_per_epoch = batches.steps_per_epoch();
+  // An optimizer step takes instruct_grad_accum batches (a multiple of the ranks under mpirun), so an
+  // epoch is that many times fewer steps: instruct_epochs stays the number of passes over the data.
+  const int64_t accum = std::max<int64_t>(1, cfg.get_int("instruct_grad_accum", 1));
+  const int64_t steps_per_epoch = std::max<int64_t>(1, batches.steps_per_epoch() / accum);
   const int64_t total = a.steps > 0 ? a.steps : epochs * steps_per_epoch;
   const int64_t warmup = cfg.get_int("instruct_warmup_steps", 500);
   const int64_t val_every = cfg.get_int("instruct_val_every", std::min(steps_per_epoch, total));
