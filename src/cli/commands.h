@@ -19,5 +19,6 @@ void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_ask_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace tv::cli

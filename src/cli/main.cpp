@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   tv::cli::add_convert_command(app);
   tv::cli::add_ask_command(app);
   tv::cli::add_chat_command(app);
+  tv::cli::add_serve_command(app);
 
   try {
     app.parse(argc, argv);
