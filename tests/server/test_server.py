@@ -11,9 +11,12 @@ Usage: test_server.py TINYVLM_BIN FIXTURE_DIR. Exits 77 (skipped) when the opena
 """
 import base64
 import concurrent.futures
+import http.client as httpclient
 import json
 import os
 import random
+import struct
+import tempfile
 import re
 import subprocess
 import sys
@@ -57,8 +60,8 @@ def ask(extra=()):
     return [int(t) for t in ids.split()], text[:-1]  # ask ends the answer with a newline
 
 
-def start_server(*extra):
-    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--config", CONFIG, "--tokenizer", TOKENIZER,
+def start_server(*extra, model=MODEL):
+    proc = subprocess.Popen([BIN, "serve", "--model", model, "--config", CONFIG, "--tokenizer", TOKENIZER,
                              "--port", "0", "--threads", "1", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -110,6 +113,87 @@ def messages(question=QUESTION, url=None):
 
 def healthy(port):
     return http(port, "GET", "/health", auth=False)[0] == 200
+
+
+def busy_and_gone():
+    """One slot, one queue place, a 1.5 s timeout and long answers (greedy 2900 tokens take about 4 s
+    here): an answer longer than the timeout ends with 503; a request beyond the queue gets 503 with
+    Retry-After; a streaming client that goes away frees its slot at the next step (counted as cancelled,
+    not as a second timeout), and the queued request then runs."""
+    proc, port = start_server("--parallel", "1", "--queue", "1", "--ctx", "3000", "--timeout", "1.5")
+    try:
+        long_body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2900, "temperature": 0}
+        st, _, body = http(port, "POST", "/v1/chat/completions", json.dumps(long_body))
+        check(st == 503 and b"timed out" in body, f"an answer past --timeout: 503 ({body[:100]!r})")
+        conn = httpclient.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/v1/chat/completions", json.dumps({**long_body, "stream": True}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        first = b""
+        while b"content" not in first or b'"content":""' in first:
+            first = resp.fp.readline()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            queued = ex.submit(http, port, "POST", "/v1/chat/completions",
+                               json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+                                           "temperature": 0}))
+            time.sleep(0.3)  # it waits in the queue's one place
+            st, headers, body = http(port, "POST", "/v1/chat/completions", json.dumps(long_body))
+            check(st == 503 and headers.get("Retry-After") == "1" and b"busy" in body,
+                  f"beyond the queue: 503 with Retry-After ({st}, {body[:80]!r})")
+            conn.sock.shutdown(2)
+            conn.close()
+            st, _, body = queued.result(timeout=60)
+            check(st == 200, f"the client that went away freed its slot: the queued request ran ({st}, {body[:80]!r})")
+        st, _, body = http(port, "GET", "/metrics")
+        m = re.search(rb"tinyvlm_cancelled_total (\d+)", body)
+        check(m is not None and int(m.group(1)) == 1, "the disconnect is counted")
+        m = re.search(rb"tinyvlm_timeouts_total (\d+)", body)
+        check(m is not None and int(m.group(1)) == 1, "the abandoned stream did not run on to its timeout")
+        check(healthy(port), "the server is up")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def text_model():
+    """A text model (the fixture's decoder alone, written as safetensors by `tinyvlm convert` and this
+    script): /v1/completions gives `tinyvlm generate`'s tokens; images are refused."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        full, text = os.path.join(d, "full.safetensors"), os.path.join(d, "text.safetensors")
+        subprocess.run([BIN, "convert", MODEL, full, "--config", CONFIG], check=True, capture_output=True, timeout=120)
+        b = open(full, "rb").read()
+        n = struct.unpack("<Q", b[:8])[0]
+        header, data = json.loads(b[8:8 + n]), b[8 + n:]
+        out, chunks, off = {"__metadata__": header.pop("__metadata__")}, [], 0
+        for k, v in header.items():
+            if k.startswith("vlm.vision_encoder."):
+                continue
+            s, e = v["data_offsets"]
+            chunks.append(data[s:e])
+            out[k] = dict(v, data_offsets=[off, off + e - s])
+            off += e - s
+        hj = json.dumps(out).encode()
+        hj += b" " * (-len(hj) % 8)
+        open(text, "wb").write(struct.pack("<Q", len(hj)) + hj + b"".join(chunks))
+        want = subprocess.run([BIN, "generate", "--model", text, "--tokenizer", TOKENIZER, "--prompt", "What colour",
+                               "--max-tokens", "12", "--print-ids", "--threads", "1"],
+                              capture_output=True, text=True, check=True, timeout=120).stdout.split()
+        proc, port = start_server("--ctx", "64", model=text)
+        try:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=60)
+            r = client.completions.create(model="text", prompt="What colour", max_tokens=12, temperature=0,
+                                          extra_body={"return_token_ids": True})
+            got = r.choices[0].model_extra.get("token_ids")
+            check(got == [int(t) for t in want], f"a text model's completion gives generate's tokens: {got} vs {want}")
+            check(r.usage.completion_tokens == len(want), "usage of a completion")
+            st, _, body = http(port, "POST", "/v1/chat/completions", json.dumps({"messages": messages()}), auth=False)
+            check(st == 400 and b"text model" in body, "a text model refuses images")
+            r = client.chat.completions.create(model="text", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+            check(r.usage.completion_tokens >= 1, "a text model chats without an image")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def main():
@@ -281,6 +365,8 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
     check(proc.returncode == 0, f"the server stops cleanly on SIGTERM (exit {proc.returncode})")
+    busy_and_gone()
+    text_model()
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
