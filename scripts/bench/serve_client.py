@@ -55,5 +55,6 @@ for t in threads:
     t.join()
 wall = time.perf_counter() - t0
 total = sum(tokens)
+for e in errors[:3]: print("error:", e, file=sys.stderr)
 print(f"{clients} {len(tokens)} {total} {wall:.3f} {total / wall:.1f} "
       f"{statistics.mean(ttfts) if ttfts else 0:.1f} {statistics.median(ttfts) if ttfts else 0:.1f} {len(errors)}")

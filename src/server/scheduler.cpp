@@ -173,7 +173,10 @@ void Scheduler::loop() {
       const bool any_busy = std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy(); });
       if (!any_busy) qcv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) break;
-      size_t free_slots = size_t(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy(); }));
+      // One prefill per step: the running requests' next tokens wait for one prefill, not for a whole
+      // burst of new requests, whose first tokens then come out one step apart.
+      size_t free_slots = std::min<size_t>(
+          1, size_t(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy(); })));
       while (free_slots && !queue_.empty()) {
         admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -238,6 +241,7 @@ void Scheduler::loop() {
                            s->state.stop == StopReason::StopSequence;
       finish(*s, stopped ? "stop" : "length");
     }
+    active_ = int(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy(); }));
   }
   // Shutting down: every queued or running request ends with 503.
   for (Slot& s : slots_)

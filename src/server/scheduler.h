@@ -1,6 +1,6 @@
 // The server's scheduler: one thread owns the model and advances every admitted request, up to
 // `parallel` at a time, each in its own GenerationState (its own KV cache). New requests join between
-// steps (continuous batching); the rest wait in a bounded queue. A request whose client went away, or
+// steps, one prefill per step (continuous batching); the rest wait in a bounded queue. A request whose client went away, or
 // whose deadline passed, leaves at the next step and frees its slot.
 //
 // step_slots() advances all running slots by one token. Today it steps them one after another (the
