@@ -6,6 +6,7 @@
 #include <climits>
 #include <fstream>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -58,12 +59,17 @@ std::string type_name(const json& v) {
   return std::string("a") + (v.is_object() || v.is_array() ? "n " : " ") + v.type_name();
 }
 
+std::string num(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", x);
+  return b;
+}
+
 double get_number(const json& v, const std::string& name, double lo, double hi, bool lo_open = false) {
   if (!v.is_number()) bad(name, "'" + name + "' must be a number, got " + type_name(v));
   const double x = v.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo))
-    bad(name, "'" + name + "' must be in " + (lo_open ? "(" : "[") + std::to_string(lo) + ", " + std::to_string(hi) +
-                  "], got " + v.dump());
+    bad(name, "'" + name + "' must be in " + (lo_open ? "(" : "[") + num(lo) + ", " + num(hi) + "], got " + v.dump());
   return x;
 }
 
