@@ -274,10 +274,10 @@ CompletionRequest parse_request(std::string_view body, Endpoint endpoint, const 
       if (!v.is_null()) r.top_k = get_int(v, k, 0, INT32_MAX);
     } else if (k == "repetition_penalty") {
       if (!v.is_null()) r.repetition_penalty = get_number(v, k, 0, 10, true);
-    } else if (k == "frequency_penalty" || k == "presence_penalty") {
-      if (!v.is_null() && get_number(v, k, -2, 2) != 0)
-        bad(k, "'" + k + "' is not supported (only 0): use 'repetition_penalty' (> 0, 1 = off; 1.2 suits small "
-               "models)");
+    } else if (k == "frequency_penalty") {
+      if (!v.is_null()) r.frequency_penalty = get_number(v, k, -2, 2);
+    } else if (k == "presence_penalty") {
+      if (!v.is_null()) r.presence_penalty = get_number(v, k, -2, 2);
     } else if (k == "seed") {
       if (!v.is_null()) {
         r.seed = uint64_t(get_int(v, k, INT64_MIN, INT64_MAX));

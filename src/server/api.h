@@ -48,6 +48,7 @@ struct CompletionRequest {
   double top_p = 1.0;
   int64_t top_k = 0;             // extension, as llama.cpp and vLLM take it
   double repetition_penalty = 1.0;  // extension (multiplicative, HuggingFace's rule)
+  double frequency_penalty = 0, presence_penalty = 0;  // OpenAI's additive ones, over the answer's tokens
   uint64_t seed = 0;
   bool has_seed = false;
   std::vector<std::string> stop;

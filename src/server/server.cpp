@@ -103,6 +103,8 @@ struct Server {
     job->gen.sampling.top_p = r.top_p;
     job->gen.sampling.top_k = r.top_k;
     job->gen.sampling.repetition_penalty = r.repetition_penalty;
+    job->gen.frequency_penalty = r.frequency_penalty;
+    job->gen.presence_penalty = r.presence_penalty;
     job->gen.seed = r.has_seed ? r.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + next_id;
     job->gen.stop_ids = {model.eos};
     job->stop_strings = r.stop;

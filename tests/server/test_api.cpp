@@ -60,7 +60,8 @@ TEST(ServerApi, ParsesChatWithImageSystemAndOptions) {
     {"role":"user","content":[{"type":"image_url","image_url":{"url":")" + url + R"(","detail":"low"}},
     {"type":"text","text":"What?"}]},{"role":"assistant","content":"Red."},{"role":"user","content":"Sure?"}],
     "max_tokens":7,"temperature":0,"top_p":0.5,"seed":-3,"stop":"\n","stream":true,
-    "stream_options":{"include_usage":true},"repetition_penalty":1.2,"n":1,"frequency_penalty":0})";
+    "stream_options":{"include_usage":true},"repetition_penalty":1.2,"n":1,"frequency_penalty":0.5,
+    "presence_penalty":-1})";
   CompletionRequest r = parse_request(body, Endpoint::Chat, {});
   ASSERT_EQ(r.turns.size(), 3u);
   EXPECT_TRUE(r.turns[0].user);
@@ -78,6 +79,8 @@ TEST(ServerApi, ParsesChatWithImageSystemAndOptions) {
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_DOUBLE_EQ(r.repetition_penalty, 1.2);
+  EXPECT_EQ(r.frequency_penalty, 0.5);
+  EXPECT_EQ(r.presence_penalty, -1);
   EXPECT_EQ(r.model, "m");
 }
 
@@ -113,7 +116,8 @@ TEST(ServerApi, RefusesEveryKindOfMistake) {
       R"({"messages":[{"role":"user","content":"x"}],"stop":[""]})",
       R"({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})",
       R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})",
-      R"({"messages":[{"role":"user","content":"x"}],"frequency_penalty":0.5})",
+      R"({"messages":[{"role":"user","content":"x"}],"frequency_penalty":2.5})",
+      R"({"messages":[{"role":"user","content":"x"}],"presence_penalty":"a"})",
       R"({"messages":[{"role":"user","content":"x"}],"logprobs":true})",
       R"({"messages":[{"role":"user","content":"x"}],"tools":[]})",
       R"({"messages":[{"role":"user","content":"x"}],"temprature":0})",
