@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <semaphore>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +46,7 @@ struct Server {
   std::unique_ptr<Scheduler> scheduler;
   std::atomic<uint64_t> next_id{1};
   std::vector<int32_t> user_cue;  // " USER:": the next turn, which ends an answer as in `chat`
+  std::counting_semaphore<> decode_slots{4};
 
   Server(const ServedModel& m, const ServerOptions& o) : model(m), opt(o) {
     scheduler = std::make_unique<Scheduler>(model, opt.parallel, opt.max_queue, metrics);
@@ -83,6 +85,12 @@ struct Server {
       if (!model.vlm)
         throw ApiError(400, "this is a text model: it takes no images", "messages");
       job->pixels = Tensor::empty({3, model.image_size, model.image_size});
+      // A few decodes at a time: each may hold up to --max-image-pixels x 3 bytes while it runs.
+      decode_slots.acquire();
+      struct Release {
+        std::counting_semaphore<>& s;
+        ~Release() { s.release(); }
+      } release{decode_slots};
       try {
         preprocess_image_memory(reinterpret_cast<const uint8_t*>(r.image_bytes.data()), r.image_bytes.size(),
                                 job->pixels.data<float>(), int(model.image_resize), int(model.image_size), "image_url");
