@@ -140,7 +140,7 @@ def busy_and_gone():
               "an image file under --allow-local-images gives ask's tokens")
         st, _, body = local("file://" + os.path.abspath(IMAGE))
         check(st == 200, "... as a file:// URL too")
-        for url in ("../model/tiny_config.toml", "/etc/passwd", os.path.join(TORCH, "..", "model", "tiny_config.toml")):
+        for url in ("../model/tiny_config.toml", "/etc/passwd", os.path.join(os.path.abspath(TORCH), "..", "model", "tiny_config.toml")):
             st, _, body = local(url)
             check(st == 400 and b"outside" in body, f"{url}: outside the folder, 400 ({body[:90]!r})")
         def finished_tokens():
