@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libopenblas-openmp-dev libomp-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
       libjpeg62-turbo-dev libpng-dev libutf8proc-dev libsnappy-dev libzstd-dev zlib1g-dev
-      libgtest-dev libgmock-dev libbenchmark-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
       libopenmpi-dev openmpi-bin  # MPI: data-parallel training (docs/distributed.md)
       clang libclang-rt-dev)  # clang + libFuzzer/ASan/UBSan runtimes: the fuzz harnesses (docs/fuzzing.md)
 missing=()

@@ -17,6 +17,9 @@ void validate_generation_options(const GenerationOptions& o) {
   if (!(s.repetition_penalty > 0) || !std::isfinite(s.repetition_penalty))
     fail("--repetition-penalty must be a finite number > 0 (1 = off), got ", s.repetition_penalty);
   if (o.max_new_tokens < 1) fail("--max-tokens must be >= 1, got ", o.max_new_tokens);
+  if (!(std::fabs(o.frequency_penalty) <= 2) || !(std::fabs(o.presence_penalty) <= 2))
+    fail("frequency_penalty and presence_penalty must be in [-2, 2], got ", o.frequency_penalty, " and ",
+         o.presence_penalty);
 }
 
 const char* stop_reason_name(StopReason r) {
@@ -114,7 +117,18 @@ int32_t Generator::step(GenerationState& s) const {
     s.stop = StopReason::ContextFull;
     return -1;
   }
-  const int32_t next = sample_next(s.logits, s.tokens, opt_.sampling, s.rng);
+  int32_t next;
+  if (opt_.frequency_penalty != 0 || opt_.presence_penalty != 0) {
+    std::vector<float> logits = s.logits;
+    std::vector<int32_t> count(logits.size(), 0);
+    for (int32_t t : s.generated)
+      if (t >= 0 && size_t(t) < count.size()) ++count[size_t(t)];
+    for (size_t t = 0; t < count.size(); ++t)
+      if (count[t]) logits[t] -= float(count[t] * opt_.frequency_penalty + opt_.presence_penalty);
+    next = sample_next(std::move(logits), s.tokens, opt_.sampling, s.rng);
+  } else {
+    next = sample_next(s.logits, s.tokens, opt_.sampling, s.rng);
+  }
   if (std::find(opt_.stop_ids.begin(), opt_.stop_ids.end(), next) != opt_.stop_ids.end()) {
     s.stop = StopReason::StopId;
     return -1;

@@ -30,6 +30,9 @@ struct GenerationOptions {
   std::vector<int32_t> stop_ids;                     // e.g. EOS: ends the answer, not part of it
   std::vector<std::vector<int32_t>> stop_sequences;  // e.g. the ids of " USER:" in a chat: cut from the answer
   bool use_cache = true;                             // false: recompute the whole sequence per token
+  // OpenAI's additive penalties over this round's new tokens (0 = off): a token's logit loses
+  // frequency_penalty per time it was generated, and presence_penalty once if it was.
+  double frequency_penalty = 0, presence_penalty = 0;
 };
 
 // Range checks of the options, with errors naming the command-line option (--temperature, ...).
