@@ -12,6 +12,7 @@
 #include "core/parallel.h"
 #include "model/checkpoint.h"
 #include "server/server.h"
+#include "train/run_tokenizer.h"
 
 namespace tv::cli {
 namespace {
@@ -65,12 +66,8 @@ void run_serve(ServeArgs a) {
     served.context = a.ctx > 0 ? a.ctx : served.vision_tokens + vs.vlm->config.get_int("instruct_max_seq_len", 512) - 1;
   } else {
     text = load_llama(a.model, a.config, a.sets);
-    const std::string tok_path = tokenizer_for(a.tokenizer, a.model);
-    if (tok_path.empty()) fail(a.model, ": the checkpoint records no tokenizer; pass --tokenizer");
-    text_tokenizer = tok::Tokenizer::load(tok_path);
-    if (int64_t(text_tokenizer.model_vocab_size()) > text->model_config.vocab_size)
-      fail(tok_path, ": the tokenizer has ", text_tokenizer.model_vocab_size(), " tokens but the model's vocabulary has ",
-           text->model_config.vocab_size);
+    CheckpointTokenizer ct = require_checkpoint_tokenizer(a.tokenizer, a.model, text->model_config.vocab_size);
+    text_tokenizer = std::move(*ct.tokenizer);
     served.llm = text->model.get();
     served.tokenizer = &text_tokenizer;
     const int32_t eos = text_tokenizer.token_to_id("</s>");
