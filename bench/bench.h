@@ -1,6 +1,9 @@
 // `tinyvlm bench ...`: throughput figures printed side by side with a peak or a peer measured in the
 // same run. Each area registers its own subcommand under the `bench` command.
 #pragma once
+#include <cstdint>
+
+#include "model/config.h"
 
 namespace CLI {
 class App;
@@ -15,5 +18,9 @@ void add_bench_image(CLI::App& bench);  // decode + preprocess images/s, 1 threa
 void add_bench_vit(CLI::App& bench);    // vision tower forward images/s
 void add_bench_parquet(CLI::App& bench);  // Parquet text column MB/s, image column decode images/s
 void add_bench_instruct(CLI::App& bench);  // phase-3 training tokens/s, batch or max padding
+
+// The decoder the training benchmarks time (and their PyTorch peers build): d_model 256, 4 layers with
+// every layer kind, 8 experts, vocabulary 8192, chunk 64.
+ModelConfig bench_decoder_config(int64_t max_seq_len);
 
 }  // namespace tv::bench

@@ -31,18 +31,7 @@ bool bench_labelled(int64_t t, int64_t len) { return t == len - 1 || (t / 20) % 
 
 void run(const InstructBenchArgs& a) {
   set_num_threads(a.threads);
-  ModelConfig mc;
-  mc.vocab_size = 8192;
-  mc.d_model = 256;
-  mc.n_heads = 8;
-  mc.n_kv_heads = 4;
-  mc.n_layers = 4;
-  mc.num_experts = 8;
-  mc.num_experts_per_tok = 2;
-  mc.d_expert = 256;
-  mc.d_ff_standard = 512;
-  mc.chunk_size = 64;
-  mc.max_seq_len = 1024;
+  const ModelConfig mc = bench_decoder_config(1024);
   VisionConfig vc;  // ViT-B/16: 196 tokens of 768
   ParamStore params;
   VisionLanguageModel vlm(mc, vc, params);

@@ -27,13 +27,9 @@ struct TrainBenchArgs {
   int64_t head_chunk = 0;  // 0: the model's default
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
+}  // namespace
 
-void run(const TrainBenchArgs& a) {
-  set_num_threads(a.threads);
-  MatmulPrecisionScope precision(parse_matmul_precision(a.matmul_precision));
+ModelConfig bench_decoder_config(int64_t max_seq_len) {
   ModelConfig mc;
   mc.vocab_size = 8192;
   mc.d_model = 256;
@@ -45,7 +41,20 @@ void run(const TrainBenchArgs& a) {
   mc.d_expert = 256;
   mc.d_ff_standard = 512;
   mc.chunk_size = 64;
-  mc.max_seq_len = a.seq;
+  mc.max_seq_len = max_seq_len;
+  return mc;
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void run(const TrainBenchArgs& a) {
+  set_num_threads(a.threads);
+  MatmulPrecisionScope precision(parse_matmul_precision(a.matmul_precision));
+  const ModelConfig mc = bench_decoder_config(a.seq);
   ParamStore params;
   Llama model(mc, params);
   Rng rng(1);
