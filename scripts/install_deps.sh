@@ -7,6 +7,9 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
       libopenmpi-dev openmpi-bin  # MPI: data-parallel training (docs/distributed.md)
       clang libclang-rt-dev)  # clang + libFuzzer/ASan/UBSan runtimes: the fuzz harnesses (docs/fuzzing.md)
+# --test (scripts/test.sh): also what only the test suite needs, a headless browser and the report's font
+# for the report rendering test (docs/report.md); the demo does not download them.
+if [ "${1:-}" = "--test" ]; then pkgs+=(chromium fonts-dejavu-core); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

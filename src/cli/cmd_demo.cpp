@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/demo_report.h"
 #include "cli/train_options.h"
 #include "core/parallel.h"
 #include "data/demo_corpus.h"
@@ -97,6 +98,13 @@ struct DemoArgs {
 
 std::string banner(const std::string& s) { return "\n== " + s + " ==\n"; }
 
+// "validation loss 6.5771 -> 0.6503 (it fell)", for the report.
+std::string loss_change(double first, double best, bool fell) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "validation loss %.4f -> %.4f (%s)", first, best, fell ? "it fell" : "it did NOT fall");
+  return buf;
+}
+
 // Captions one image with a phase-2 checkpoint: [projected vision tokens] then greedy text.
 std::string caption_image(VisionLanguageModel& vlm, const tok::Tokenizer& tk, const std::string& image, int32_t eos) {
   GenerationOptions go;
@@ -133,6 +141,10 @@ void run_demo(const DemoArgs& a) {
   auto t0 = clock::now();
   set_num_threads(a.threads);
   fs::create_directories(a.out);
+  // Results go to stdout, progress to stderr (unbuffered): line-buffering stdout keeps the two in order
+  // when both are piped to one file.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  DemoReport report((fs::path(a.out) / "report.html").string());
 
   std::fprintf(stderr, "%s", banner("1/9 corpus: built-in stories and scene descriptions").c_str());
   std::vector<std::string> docs = demo_documents(a.documents, 2024);
@@ -197,10 +209,15 @@ void run_demo(const DemoArgs& a) {
     go.max_new_tokens = 48;
     go.stop_ids = {eos};
     Generator g(*m->model, go);
+    DemoPhase p1{"Phase 1: pretraining the decoder", po.out, {}, "Generated from the best checkpoint (greedy, repetition penalty 1.2)", {}};
+    p1.notes.push_back(loss_change(r.first_val, r.best_val, fell));
     for (const char* prompt : {"Once upon a time, there was a", "Mia had a red", "The picture shows a"}) {
       GenerationState s = g.start(Tensor(), tk.encode(prompt));
-      std::printf("%s%s\n", prompt, tk.decode(g.run(s)).c_str());
+      const std::string text = tk.decode(g.run(s));
+      std::printf("%s%s\n", prompt, text.c_str());
+      p1.samples.push_back({"", "", prompt, "", text, -1});
     }
+    report.add(p1);
   }
 
   std::fprintf(stderr, "%s", banner("6/9 phase 2: align a vision tower to the decoder (projector only)").c_str());
@@ -241,11 +258,19 @@ void run_demo(const DemoArgs& a) {
     VisionLanguageModel vlm(mc, vc, vp);
     SafetensorsFile best(checkpoint_path(ao.out, "best"));
     vp.load(best);
+    DemoPhase p2{"Phase 2: aligning the vision tower (projector only)", ao.out, {}, "Held-out images captioned", {}};
+    p2.notes.push_back(loss_change(ar.first_val, ar.best_val, fell2));
+    const size_t per_image = set.images.empty() ? 0 : set.texts.size() / set.images.size();
     for (size_t i = 0; i < 3 && i < set.images.size(); ++i) {
-      const std::string& img = set.images[set.images.size() - 1 - i];
-      std::printf("%s: %s\n", fs::path(img).filename().c_str(),
-                  caption_image(vlm, tk, img, eos).c_str());  // img: the path as written
+      const size_t k = set.images.size() - 1 - i;
+      const std::string& img = set.images[k];
+      std::string expected;  // the image's training-style captions
+      for (size_t c = 0; c < per_image; ++c) expected += (c ? " | " : "") + set.texts[k * per_image + c];
+      const std::string caption = caption_image(vlm, tk, img, eos);
+      std::printf("%s: %s  expected: %s\n", fs::path(img).filename().c_str(), caption.c_str(), expected.c_str());
+      p2.samples.push_back(demo_image_sample(img, "", expected, caption));
     }
+    report.add(p2);
   }
   std::fprintf(stderr, "%s", banner("8/9 phase 3: instruction-tune the projector and decoder on conversations").c_str());
   // The held-out images are phase 2's validation images (the last vlm_val_fraction = 5%): neither phase
@@ -283,6 +308,7 @@ void run_demo(const DemoArgs& a) {
     for (const auto& [kind, c] : counts)
       majority[kind] = std::max_element(c.begin(), c.end(), [](auto& x, auto& y) { return x.second < y.second; })->first;
     int asked = 0, right = 0, base = 0;
+    DemoPhase p3{"Phase 3: instruction tuning (projector and decoder)", io.out, {}, "Held-out images asked every question", {}};
     std::map<std::string, std::pair<int, int>> by_kind;  // right, asked
     for (size_t i = n_train_images; i < set.images.size(); ++i)
       for (const SyntheticQuestion& q : synthetic_questions(set.scenes[i])) {
@@ -293,6 +319,7 @@ void run_demo(const DemoArgs& a) {
         ++asked;
         by_kind[q.kind].first += ok;
         by_kind[q.kind].second += 1;
+        if (i < n_train_images + 6) p3.samples.push_back(demo_image_sample(set.images[i], q.question, q.answer, got, ok));
         if (i < n_train_images + 3)
           std::printf("%s: %s  expected: %s  answer: %s%s\n", fs::path(set.images[i]).filename().c_str(), q.question.c_str(),
                       q.answer.c_str(), got.c_str(), ok ? "" : "  (wrong)");
@@ -304,9 +331,18 @@ void run_demo(const DemoArgs& a) {
                 "baseline %.1f%%\n", held_out, right,
                 asked, 100 * acc, kinds.c_str(), 100 * base_acc);
     beat = acc > base_acc;
+    p3.notes.push_back(loss_change(ir.first_val, ir.best_val, fell3));
+    p3.notes.push_back(str_cat("accuracy (first word of the answer) on ", held_out, " held-out images: ", right, "/", asked,
+                               " (", kinds, "); majority-answer baseline ", base, "/", asked));
+    report.add(p3);
   }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
-  std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
+  auto verdict = [](bool ok) { return ok ? "fell" : "did NOT fall"; };
+  report.set_summary({str_cat("The pipeline end to end on the built-in data in ", int(secs + 0.5), " s. Validation loss: phase 1 ",
+                              verdict(fell), ", phase 2 ", verdict(fell2), ", phase 3 ", verdict(fell3),
+                              "; the phase-3 answers ", beat ? "beat" : "did NOT beat", " the majority-answer baseline.")});
+  std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s (report: %s)\n", secs, a.out.c_str(),
+               report.path().c_str());
   if (!fell) fail("the demo's phase-1 validation loss did not fall");
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");
   if (!fell3) fail("the demo's phase-3 validation loss did not fall");

@@ -18,6 +18,7 @@
 #include "io/atomic_file.h"
 #include "io/run_dir.h"
 #include "io/safetensors.h"
+#include "report/html_report.h"
 #include "train/data_parallel.h"
 
 namespace tv {
@@ -161,6 +162,17 @@ void skip_batch(const TrainLoopConfig& cfg, TrainerState& st, MetricsLog& metric
        ". Try a lower learning rate or a smaller max_grad_norm");
 }
 
+// report.html beside metrics.jsonl (report/html_report.h), rebuilt at each validation and at the end; a
+// failure to write it is said once a run and never stops training.
+void refresh_report(const TrainLoopConfig& cfg, bool quiet, bool& warned) {
+  try {
+    report::write_run_report(cfg.out_dir);
+  } catch (const std::exception& e) {
+    if (!quiet && !warned) std::fprintf(stderr, "%s: report.html not written: %s\n", cfg.phase.c_str(), e.what());
+    warned = true;
+  }
+}
+
 // Data-parallel hooks (docs/distributed.md): rank 0 alone logs, validates and writes files; the others
 // compute their share of each batch and take part in the reductions.
 bool is_writer() { return dist::rank() == 0; }
@@ -285,6 +297,8 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   int64_t tokens_since = 0, steps_since = 0;
   auto t_since = clock::now();
   int64_t start_step = st.step;
+  int64_t report_step = -1;  // the step report.html was last written at
+  bool report_warned = false;
 
   auto run_validation = [&]() {
     if (!writer) return false;  // rank 0 validates alone: the parameters are the same everywhere
@@ -299,6 +313,8 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "val"}};
     for (auto& [k, x] : vm) j[k] = x;
     metrics.write(j);
+    refresh_report(cfg, quiet, report_warned);
+    report_step = st.step;
     bool improved = !st.has_best || (cfg.higher_is_better ? v > st.best : v < st.best);
     if (!quiet) {
       std::string line = cfg.phase + " validation at step " + std::to_string(st.step) + ":";
@@ -334,6 +350,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     if (dist::distributed()) stop = agree_with_rank0(stop);
     if (stop) stop_on_signal(cfg, st, writer, save_last);
     const dist::CommStats comm_before = dist::comm_stats();
+    const auto t_step = clock::now();
     GlobalBatch batch = accumulate_global_batch(params, task, cfg.grad_accum);
     const StepStats& sum = batch.mean;
     double gnorm = 0;
@@ -354,11 +371,12 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     opt.apply(params, lr, ops::clip_coefficient(gnorm, cfg.max_grad_norm));
     if (zero_on) zero_share_params(params, zero);
     ++st.step;
+    const double step_s = std::chrono::duration<double>(clock::now() - t_step).count();
     tokens_since += sum.tokens;
     ++steps_since;
 
     nlohmann::json j = {{"step", st.step}, {"phase", cfg.phase}, {"split", "train"}, {"loss", sum.loss},
-                        {"lr", lr},        {"grad_norm", gnorm}};
+                        {"lr", lr},        {"grad_norm", gnorm}, {"tok_per_s", step_s > 0 ? double(sum.tokens) / step_s : 0.0}};
     for (auto& [k, x] : sum.metrics) j[k] = x;
     if (dist::distributed()) {  // this rank's time in collectives (waiting for the others included) and bytes sent
       j["comm_s"] = dist::comm_stats().seconds - comm_before.seconds;
@@ -404,6 +422,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
     save(names);
   }
   if (tty && !quiet) std::fprintf(stderr, "\n");
+  if (writer && report_step != st.step) refresh_report(cfg, quiet, report_warned);
   finish_data_parallel();
 
   TrainResult r;

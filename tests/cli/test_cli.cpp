@@ -69,7 +69,7 @@ TEST(Cli, EverySubcommandHasHelp) {
   Result top = run("--help");
   ASSERT_EQ(top.code, 0);
   for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize", "align",
-                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve"}) {
+                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve", "report"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;
@@ -138,6 +138,19 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   EXPECT_NE(r.out.find("img0039.png:"), std::string::npos) << r.out;  // a caption was generated
   EXPECT_TRUE(fs::exists(dir / "runs/demo/pretrain/best.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "runs/demo/align/best.safetensors"));
+  // Piped, the output reads in order: each result under its step's banner (stdout and stderr interleaved
+  // as written), each caption beside the expected one.
+  const size_t caption_banner = r.out.find("== 7/9"), caption = r.out.find("img0039.png:"), next = r.out.find("== 8/9");
+  ASSERT_NE(caption_banner, std::string::npos) << r.out;
+  ASSERT_NE(next, std::string::npos) << r.out;
+  EXPECT_LT(caption_banner, caption) << r.out;
+  EXPECT_LT(caption, next) << r.out;
+  EXPECT_NE(r.out.substr(caption, r.out.find('\n', caption) - caption).find("expected: "), std::string::npos) << r.out;
+  // The demo's report: every phase's section, the held-out images inline; each run folder has its own.
+  const std::string report = read_file((dir / "runs/demo/report.html").string());
+  for (const char* part : {"Phase 1", "Phase 2", "Phase 3", "data:image/png;base64,", "<svg", "majority-answer baseline"})
+    EXPECT_NE(report.find(part), std::string::npos) << part;
+  for (const char* run : {"pretrain", "align", "instruct"}) EXPECT_TRUE(fs::exists(dir / "runs/demo" / run / "report.html")) << run;
   fs::remove_all(dir);
 }
 
