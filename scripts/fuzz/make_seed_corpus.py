@@ -115,6 +115,14 @@ def main():
     put("shards", "regress-count-wraps.bin", shard([5, 6], num_tokens=(1 << 63) + 2))
     put("shards", "regress-count-huge.bin", shard([5, 6], width=4, num_tokens=(1 << 62) + 2))
 
+    # metrics.jsonl as the report reads it: the head of the report fixtures (a phase-1-like run with a
+    # null value and a skipped batch, a DPO-like run) and values at the ends of the double range.
+    for run, n in (("run_b", 12), ("dpo", 8)):
+        with open(os.path.join(FIX, "report", run, "metrics.jsonl")) as f:
+            put("metrics", run + ".jsonl", "".join(f.readlines()[:n]))
+    put("metrics", "extremes.jsonl", '{"step":1,"loss":1e308,"lr":-1e308}\n{"step":2,"loss":5e-324,"lr":null}\n'
+        '{"step":9223372036854775807,"loss":0}\n{"step":3,"split":"val","<b>":1}\n{"step":4,"lo\n')
+
 
 if __name__ == "__main__":
     main()

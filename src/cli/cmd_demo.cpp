@@ -215,7 +215,10 @@ void run_demo(const DemoArgs& a) {
       GenerationState s = g.start(Tensor(), tk.encode(prompt));
       const std::string text = tk.decode(g.run(s));
       std::printf("%s%s\n", prompt, text.c_str());
-      p1.samples.push_back({"", "", prompt, "", text, -1});
+      report::Sample sample;  // free generation: no image, nothing expected
+      sample.prompt = prompt;
+      sample.answer = text;
+      p1.samples.push_back(sample);
     }
     report.add(p1);
   }

@@ -19,6 +19,7 @@ double nice_step(double raw) {
 }
 
 std::string num(double v) {  // coordinates: one decimal is below a pixel
+  if (!std::isfinite(v) || std::abs(v) > 1e6) v = 0;  // never reached for values inside the axes
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f", v);
   return buf;
@@ -45,6 +46,12 @@ Axis linear_axis(double min, double max, int target) {
   Axis a;
   if (!std::isfinite(min) || !std::isfinite(max)) return a;
   if (min > max) std::swap(min, max);
+  if (!std::isfinite(max - min)) {  // a range wider than a double holds: its ends, no round ticks
+    a.lo = min;
+    a.hi = max;
+    a.ticks = {min, max};
+    return a;
+  }
   if (max - min <= 1e-12 * std::max(1.0, std::abs(max))) {
     const double pad = min == 0 ? 1.0 : std::abs(min) * 0.1;
     min -= pad;
@@ -53,7 +60,7 @@ Axis linear_axis(double min, double max, int target) {
   const double step = nice_step((max - min) / std::max(1, target));
   a.lo = std::floor(min / step + 1e-9) * step;
   a.hi = std::ceil(max / step - 1e-9) * step;
-  for (int64_t i = 0;; ++i) {
+  for (int i = 0; i <= 1000; ++i) {  // about `target` ticks; the bound only guards against rounding
     double t = a.lo + double(i) * step;
     if (t > a.hi + step * 1e-9) break;
     if (std::abs(t) < step * 1e-9) t = 0;  // no "-1e-17" for zero
@@ -73,6 +80,7 @@ Axis log_axis(double min, double max) {
     a.lo /= 10;
     a.hi *= 10;
   }
+  if (!(a.lo > 0) || !std::isfinite(a.hi)) return linear_axis(min, max);  // at the ends of the double range
   const int d0 = int(std::floor(std::log10(a.lo) + 1e-9)), d1 = int(std::ceil(std::log10(a.hi) - 1e-9));
   const int decades = d1 - d0;
   const int every = decades > 8 ? (decades + 7) / 8 : 1;  // at most about eight labelled decades
@@ -112,9 +120,13 @@ std::vector<std::string> tick_labels(const Axis& a) {
   const double step = a.ticks[1] - a.ticks[0];
   double biggest = 0;
   for (double t : a.ticks) biggest = std::max(biggest, std::abs(t));
+  if (!std::isfinite(biggest) || !(step > 0) || !std::isfinite(step)) {
+    for (double t : a.ticks) out.push_back(tick_label(t));
+    return out;
+  }
   if (biggest >= 1e5 || step < 1e-3) {  // significant digits down to the step's
     const int digits = std::max(1, int(std::floor(std::log10(biggest) + 1e-9) - std::floor(std::log10(step) + 1e-9)) + 1);
-    for (double t : a.ticks) out.push_back(tick_label(t, std::max(3, digits)));
+    for (double t : a.ticks) out.push_back(tick_label(t, std::clamp(digits, 3, 17)));
     return out;
   }
   const int decimals = std::max(0, int(std::ceil(-std::log10(step) - 1e-9)));
@@ -130,6 +142,7 @@ std::string tick_label(double v, int digits) {
   char buf[48];
   const double a = std::abs(v);
   if (v == 0) return "0";
+  if (!std::isfinite(v)) return "?";
   if (a >= 1e5 || a < 1e-3) {
     int e = int(std::floor(std::log10(a)));
     double m = v / std::pow(10.0, e);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <filesystem>
 #include <regex>
@@ -385,4 +386,18 @@ TEST(PngEncode, RoundTripsThroughTheDecoderAndShrinksThumbnails) {
   EXPECT_EQ(encode_png_thumbnail(img, 8), png);  // small enough already
   ImageU8 bad;
   EXPECT_THROW(encode_png(bad), Error);
+}
+
+// Values at the ends of the double range still give a finished plot with finite coordinates.
+TEST(ReportPlot, ExtremeValuesGiveFiniteCoordinates) {
+  PlotSpec spec;
+  spec.id = "x";
+  for (const std::vector<double>& y : std::vector<std::vector<double>>{
+           {1e308, -1e308}, {5e-324, 1e308}, {1e-300, 1e300}, {DBL_MAX, DBL_MAX}, {-0.0, 0.0}, {1e15, 1e15 + 1}}) {
+    PlotLine l{"l", "#000", "", true, {0, 9.2e18}, y};
+    const std::string svg = render_svg_plot(spec, {l});
+    EXPECT_NE(svg.find("</svg>"), std::string::npos);
+    EXPECT_EQ(svg.find("nan"), std::string::npos) << y[0] << " " << y[1];
+    EXPECT_EQ(svg.find("inf"), std::string::npos) << y[0] << " " << y[1];
+  }
 }
