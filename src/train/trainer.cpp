@@ -162,8 +162,8 @@ void skip_batch(const TrainLoopConfig& cfg, TrainerState& st, MetricsLog& metric
        ". Try a lower learning rate or a smaller max_grad_norm");
 }
 
-// report.html beside metrics.jsonl (report/html_report.h), rebuilt at each validation and at the end; a
-// failure to write it is said once a run and never stops training.
+// report.html beside metrics.jsonl (report/html_report.h), rebuilt at the start, at each validation and at
+// the end; a failure to write it is said once a run and never stops training.
 void refresh_report(const TrainLoopConfig& cfg, bool quiet, bool& warned) {
   try {
     report::write_run_report(cfg.out_dir);
@@ -299,6 +299,7 @@ TrainResult run_training(ParamStore& params, AdamW& opt, const TrainLoopConfig& 
   int64_t start_step = st.step;
   int64_t report_step = -1;  // the step report.html was last written at
   bool report_warned = false;
+  if (writer) refresh_report(cfg, quiet, report_warned);  // no page of an earlier run stays while this one runs
 
   auto run_validation = [&]() {
     if (!writer) return false;  // rank 0 validates alone: the parameters are the same everywhere

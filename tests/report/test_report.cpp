@@ -328,7 +328,8 @@ TEST(ReportPage, RunReportIsWrittenAndAForeignFileIsNotReplaced) {
   fs::remove_all(d);
 }
 
-// The training loop writes report.html at each validation and at the end, with the throughput series.
+// The training loop writes report.html at the start, at each validation and at the end, with the
+// throughput series.
 TEST(ReportPage, TrainingLoopWritesTheRunReport) {
   ParamStore params;
   Param& w = params.add("w", {2});
@@ -337,10 +338,12 @@ TEST(ReportPage, TrainingLoopWritesTheRunReport) {
   int calls = 0;
   TrainTask task;
   fs::path d = fresh_dir("loop");
-  bool seen_report_during_run = false;
+  bool seen_report_during_run = false, seen_at_start = false;
   task.micro_step = [&] {
     ++calls;
-    if (calls == 3) seen_report_during_run = fs::exists(d / "run" / "report.html");  // after the step-2 validation
+    if (calls == 1) seen_at_start = fs::exists(d / "run" / "report.html");
+    if (calls == 3)  // after the step-2 validation
+      seen_report_during_run = read_file((d / "run" / "report.html").string()).find("up to step 2 of") != std::string::npos;
     for (int i = 0; i < 2; ++i) w.grad_for_backward()->data<float>()[i] += w.value.data<float>()[i];
     return StepStats{double(w.value.data<float>()[0]), {{"aux", 0.5}}, 16};
   };
@@ -355,6 +358,7 @@ TEST(ReportPage, TrainingLoopWritesTheRunReport) {
   cfg.val_every = 2;
   cfg.quiet = true;
   run_training(params, opt, cfg, task);
+  EXPECT_TRUE(seen_at_start);
   EXPECT_TRUE(seen_report_during_run);
   const std::string html = read_file((d / "run" / "report.html").string());
   EXPECT_NE(html.find("Throughput"), std::string::npos);

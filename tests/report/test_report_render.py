@@ -110,7 +110,7 @@ def main():
     tinyvlm, fixtures = sys.argv[1], sys.argv[2]
     chromium = find_chromium()
     if not chromium:
-        print("SKIPPED: chromium is not installed (Debian: apt-get install chromium; scripts/install_deps.sh does)")
+        print("SKIPPED: chromium is not installed (Debian: apt-get install chromium; scripts/install_deps.sh --test does)")
         return 77
     work = tempfile.mkdtemp(prefix="tinyvlm_report_render_")
     try:
