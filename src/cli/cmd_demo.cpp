@@ -340,12 +340,12 @@ void run_demo(const DemoArgs& a) {
     report.add(p3);
   }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
+  std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
   auto verdict = [](bool ok) { return ok ? "fell" : "did NOT fall"; };
   report.set_summary({str_cat("The pipeline end to end on the built-in data in ", int(secs + 0.5), " s. Validation loss: phase 1 ",
                               verdict(fell), ", phase 2 ", verdict(fell2), ", phase 3 ", verdict(fell3),
                               "; the phase-3 answers ", beat ? "beat" : "did NOT beat", " the majority-answer baseline.")});
-  std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s (report: %s)\n", secs, a.out.c_str(),
-               report.path().c_str());
+  std::fprintf(stderr, "the report: %s\n", report.path().c_str());
   if (!fell) fail("the demo's phase-1 validation loss did not fall");
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");
   if (!fell3) fail("the demo's phase-3 validation loss did not fall");

@@ -152,7 +152,9 @@ std::string runs_table(const std::vector<RunMetrics>& runs) {
 std::string plots_html(const std::vector<RunMetrics>& runs, const std::string& id_prefix) {
   std::string h = "<div class=\"plots\">\n";
   const bool overlay = runs.size() > 1;
-  for (const PlotRow& row : plots_for(runs)) {
+  const std::vector<PlotRow> rows = plots_for(runs);
+  for (size_t pi = 0; pi < rows.size(); ++pi) {
+    const PlotRow& row = rows[pi];
     std::vector<PlotLine> lines;
     for (size_t ri = 0; ri < runs.size(); ++ri)
       for (size_t ki = 0; ki < row.keys.size(); ++ki) {
@@ -174,7 +176,7 @@ std::string plots_html(const std::vector<RunMetrics>& runs, const std::string& i
         lines.push_back(std::move(l));
       }
     PlotSpec spec;
-    spec.id = id_safe(id_prefix + "-" + row.id);
+    spec.id = id_safe(id_prefix + "-" + std::to_string(pi) + "-" + row.id);  // unique even if two keys sanitise alike
     spec.title = row.title;
     spec.y_label = row.y_label;
     spec.scale = row.scale;

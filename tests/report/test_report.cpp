@@ -405,3 +405,20 @@ TEST(ReportPlot, ExtremeValuesGiveFiniteCoordinates) {
     EXPECT_EQ(svg.find("inf"), std::string::npos) << y[0] << " " << y[1];
   }
 }
+
+// Every plot's clip path has its own id, also when two keys sanitise to the same text.
+TEST(ReportPage, ClipIdsAreUnique) {
+  RunMetrics r;
+  for (const char* k : {"loss", "a b", "a_b", "a/b"}) r.series[k] = Series{{1, 2}, {1, 2}};
+  Report page;
+  page.sections.push_back(Section{"", {}, {r}, "", {}});
+  page.sections.push_back(Section{"", {}, {r}, "", {}});
+  const std::string html = render_html(page);
+  std::set<std::string> ids;
+  size_t n = 0;
+  const std::regex clip_id("clipPath id=\"([^\"]+)\"");
+  for (std::sregex_iterator it(html.begin(), html.end(), clip_id), end; it != end; ++it, ++n)
+    ids.insert((*it)[1].str());
+  EXPECT_EQ(n, 8u);
+  EXPECT_EQ(ids.size(), n);
+}
