@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/demo_report.h"
 #include "cli/train_options.h"
+#include "cli/demo_report.h"
 #include "core/parallel.h"
 #include "data/demo_corpus.h"
 #include "io/atomic_file.h"

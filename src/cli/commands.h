@@ -9,6 +9,7 @@ namespace tv::cli {
 
 void add_bench_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
@@ -22,6 +23,5 @@ void add_chat_command(CLI::App& app);
 void add_instruct_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
-void add_report_command(CLI::App& app);
 
 }  // namespace tv::cli

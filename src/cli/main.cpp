@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   tv::cli::add_demo_command(app);
+  tv::cli::add_report_command(app);
   tv::cli::add_pretrain_command(app);
   tv::cli::add_generate_command(app);
   tv::cli::add_perplexity_command(app);
@@ -46,7 +47,6 @@ int main(int argc, char** argv) {
   tv::cli::add_instruct_command(app);
   tv::cli::add_eval_command(app);
   tv::cli::add_serve_command(app);
-  tv::cli::add_report_command(app);
 
   try {
     app.parse(argc, argv);

@@ -69,7 +69,7 @@ TEST(Cli, EverySubcommandHasHelp) {
   Result top = run("--help");
   ASSERT_EQ(top.code, 0);
   for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize", "align",
-                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve", "report"}) {
+                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;

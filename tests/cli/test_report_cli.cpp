@@ -46,6 +46,13 @@ struct Runs {
 
 }  // namespace
 
+TEST(ReportCli, HasHelp) {
+  Result r = run("report --help");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  EXPECT_NE(run("--help").out.find("report"), std::string::npos);
+}
+
 TEST(ReportCli, RebuildsOneRunAndOverlaysSeveral) {
   Runs d;
   Result one = run("report " + (d / "run_a"));
