@@ -49,7 +49,7 @@ struct Server {
   std::counting_semaphore<> decode_slots{4};
 
   Server(const ServedModel& m, const ServerOptions& o) : model(m), opt(o) {
-    scheduler = std::make_unique<Scheduler>(model, opt.parallel, opt.max_queue, metrics);
+    scheduler = std::make_unique<Scheduler>(model, opt.parallel, opt.max_queue, metrics, opt.batch);
     user_cue = model.tokenizer->encode(" USER:");
   }
 
