@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `tinyvlm serve` under 1, 4 and 16 concurrent streaming clients: aggregate tokens/s and time to first
-# token, with --parallel 16 (every client decodes in its own slot, new requests join between steps)
-# against --parallel 1 (one request at a time, the rest queued). Same random phase-3 checkpoint as
+# token, with --parallel 16 (every client decodes in its own slot, new requests join between steps, all
+# running slots advance in one batched decode step) against --parallel 16 --no-batch (the same slots
+# stepped one after another) and --parallel 1 (one request at a time, the rest queued). Same random
+# phase-3 checkpoint as
 # scripts/bench/ask.sh (196 vision tokens). Each round runs both servers one after the other, so that the
 # shared machine's changing load hits both alike.
 #   bash scripts/bench/serve.sh [ROUNDS=2] [MAX_TOKENS=32] [THREADS=all cores]
@@ -21,9 +23,9 @@ log=$(mktemp)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -f "$log"' EXIT
 
-start() {  # start PARALLEL -> sets pid and port
+start() {  # start PARALLEL [--no-batch] -> sets pid and port
   "$bin" serve --model "$dir/instruct.pt" --config "$dir/config.toml" --tokenizer "$dir/tokenizer.json" \
-    --port 0 --parallel "$1" --queue 64 --ctx 512 --threads "$threads" 2>"$log" &
+    --port 0 --parallel "$@" --queue 64 --ctx 512 --threads "$threads" 2>"$log" &
   pid=$!
   for _ in $(seq 1 600); do
     port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
@@ -39,12 +41,13 @@ echo "== serve: random phase-3 model (decoder d_model 256, 4 layers, 8 experts; 
 echo "   $max_tokens new tokens per request, greedy, streaming; requests per client: 4 (1 client), 2 (4), 1 (16)"
 echo "   columns: clients requests tokens wall_s tok/s ttft_mean_ms ttft_median_ms errors"
 for r in $(seq 1 "$rounds"); do
-  for par in 16 1; do
-    start "$par"
+  for mode in "16" "16 --no-batch" "1"; do
+    # shellcheck disable=SC2086
+    start $mode
     python3 scripts/bench/serve_client.py "$port" 1 1 4 "$image" >/dev/null  # warm-up
     for c in 1 4 16; do
       per=$(( c == 1 ? 4 : (c == 4 ? 2 : 1) ))
-      echo "round $r --parallel $par: $(python3 scripts/bench/serve_client.py "$port" "$c" "$per" "$max_tokens" "$image")"
+      echo "round $r --parallel $mode: $(python3 scripts/bench/serve_client.py "$port" "$c" "$per" "$max_tokens" "$image")"
     done
     stop
   done

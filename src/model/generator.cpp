@@ -127,6 +127,9 @@ int32_t Generator::pick(GenerationState& s, bool& go_on) const {
     for (size_t t = 0; t < count.size(); ++t)
       if (count[t]) logits[t] -= float(count[t] * opt_.frequency_penalty + opt_.presence_penalty);
     next = sample_next(std::move(logits), s.tokens, opt_.sampling, s.rng);
+  } else if (opt_.sampling.temperature <= 0 && opt_.sampling.repetition_penalty == 1.0) {
+    // Plain greedy reads the logits in place (sample_next would copy them): the first largest.
+    next = int32_t(std::max_element(s.logits.begin(), s.logits.end()) - s.logits.begin());
   } else {
     next = sample_next(s.logits, s.tokens, opt_.sampling, s.rng);
   }

@@ -97,6 +97,12 @@ class Llama {
   // the logits [n, V]: a view of buffers kept between calls, valid until the next call. Steps of no more
   // rows than an earlier one allocate no buffers. Not reentrant (one caller at a time per Llama).
   Tensor forward_decode(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches);
+  // Counts of the decode steps so far, for benchmarks: steps, rows, and the experts the MoE layers
+  // ran (summed over layers and steps; each one's weights were read once in its step).
+  struct DecodeStats {
+    int64_t steps = 0, rows = 0, experts_run = 0;
+  };
+  const DecodeStats& decode_stats() const { return decode_stats_; }
 
  private:
   Tensor layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* acts, KVCache* cache);
@@ -116,6 +122,7 @@ class Llama {
   int64_t head_chunk_rows_ = 2048;
   double aux_loss_ = 0;
   std::shared_ptr<DecodeWorkspace> decode_ws_;
+  DecodeStats decode_stats_;
 };
 
 // Phase-1 loss: mean CE over the targets that are not ignore_index, plus aux_weight * aux.

@@ -188,7 +188,10 @@ Tensor Llama::forward_decode(const std::vector<int32_t>& tokens, const std::vect
       const int32_t* p = hidx.data<int32_t>();
       std::fill(ws.offsets.begin(), ws.offsets.end(), 0);
       for (int64_t t = 0; t < P; ++t) ++ws.offsets[size_t(p[t]) + 1];
-      for (int64_t e = 0; e < E; ++e) ws.offsets[size_t(e + 1)] += ws.offsets[size_t(e)];
+      for (int64_t e = 0; e < E; ++e) {
+        decode_stats_.experts_run += ws.offsets[size_t(e + 1)] > 0;
+        ws.offsets[size_t(e + 1)] += ws.offsets[size_t(e)];
+      }
       std::copy(ws.offsets.begin(), ws.offsets.end(), ws.fill.begin());
       for (int64_t r = 0; r < n; ++r)
         for (int64_t s = 0; s < K; ++s) {
@@ -215,6 +218,8 @@ Tensor Llama::forward_decode(const std::vector<int32_t>& tokens, const std::vect
     ops::add_(x, h);  // out = h + ffn
   }
   for (KVCache* c : caches) ++c->len;
+  ++decode_stats_.steps;
+  decode_stats_.rows += n;
   Tensor logits = rows_of(ws.logits, n, V);
   ops::rmsnorm_fwd(xn, rstd, x, final_norm_->value, kNormEps);
   ops::linear_fwd(logits, xn, out_->value, nullptr);
