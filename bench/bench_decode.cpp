@@ -14,6 +14,7 @@
 #include "bench/bench.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "model/generator.h"
 #include "model/llama.h"
 
@@ -24,7 +25,7 @@ struct DecodeBenchArgs {
   int threads = 2;
   std::string batches = "1,4,8,16";
   int64_t context = 64, steps = 16, warmup = 2, rounds = 2;
-  bool json = false, small = false;
+  bool json = false, small = false, profile = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -154,12 +155,19 @@ void run(const DecodeBenchArgs& a) {
       double t = 0;
       Llama::DecodeStats before{};
       for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
-        if (s == a.warmup) before = model.decode_stats();
+        if (s == a.warmup) {
+          before = model.decode_stats();
+          if (a.profile && r == a.rounds - 1) {  // the last round's timed steps
+            profile::reset();
+            profile::enable(true);
+          }
+        }
         for (auto& tk : tokens) tk = int32_t(rng.below(uint64_t(mc.vocab_size)));
         auto t0 = std::chrono::steady_clock::now();
         model.forward_decode(tokens, ptrs);
         if (s >= a.warmup) t += seconds_since(t0);
       }
+      profile::enable(false);
       const double tps = double(n * a.steps) / t;
       if (tps > best) {
         best = tps;
@@ -177,6 +185,11 @@ void run(const DecodeBenchArgs& a) {
     if (!a.json)
       std::printf("  %6lld %10.1f %12.1f %10.1f %8.2fx %16.2f %12.0f %9.1f\n", (long long)n, best_ms, best,
                   best / double(n), base > 0 ? best / base : 0.0, experts, mb, gbs);
+    if (a.profile && !a.json) {
+      for (const profile::Entry& e : profile::entries())
+        std::printf("           %-24s %8.1f calls %8.2f ms per step\n", e.name.c_str(),
+                    double(e.calls) / double(a.steps), 1e3 * e.seconds / double(a.steps));
+    }
   }
   if (a.json) {
     nlohmann::json j = {{"impl", "tinyvlm"},         {"config", a.small ? "benchmark" : "full-size"},
@@ -201,6 +214,7 @@ void add_bench_decode(CLI::App& bench) {
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
   cmd->add_option("--rounds", a->rounds, "Rounds per batch size (the best is reported)")->capture_default_str();
   cmd->add_flag("--small", a->small, "The training benchmarks' small decoder instead of the full-size one");
+  cmd->add_flag("--profile", a->profile, "Time every op of each batch size's last timed steps and print them");
   cmd->add_flag("--json", a->json, "One JSON object instead of text");
   cmd->callback([a] { run(*a); });
 }

@@ -56,7 +56,7 @@ TV_OP_TEST(attention_decode, forward, MatchesNaiveAndAttentionFwd) {
   const int64_t H = 6, Hkv = 2, Dh = 12;
   // Rows of different lengths in caches of different capacities: 1 key, a chunk boundary, a long cache
   // (long enough that the kernel runs in parallel), and a row whose chunk has just begun.
-  const std::vector<int64_t> len = {1, 6, 300, 11}, cap = {4, 9, 320, 11};
+  const std::vector<int64_t> len = {1, 6, 30000, 11}, cap = {4, 9, 30010, 11};
   const int64_t n = int64_t(len.size());
   for (DType dt : {DType::F32, DType::F64})
     for (int64_t chunk : {int64_t(0), int64_t(5)}) {

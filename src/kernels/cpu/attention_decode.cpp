@@ -6,8 +6,7 @@
 // cache is read once per step for all of them. Two passes over the visible keys: scores of every query
 // head of the group (dot products vectorised along Dh), then the softmax and the weighted sum of the
 // values (vectorised along Dh). The scores live in a per-thread buffer that only grows.
-// With few rows (a decode step) OpenMP splits the items over the threads; a long cache and several
-// heads per item keep each thread busy streaming its own keys.
+// OpenMP splits the items over the threads once the caches are long enough to be worth a team.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -56,7 +55,9 @@ void attention_decode_fwd(T* out, const T* q, const T* const* k, const T* const*
   const int64_t rep = H / Hkv, ld = Hkv * Dh, n_items = n * Hkv;
   int64_t work = 0;
   for (int64_t i = 0; i < n; ++i) work += kv_len[i];
-  const bool parallel = work * H * Dh > kParallelGrain && n_items > 1;
+  // A team only pays off on long caches: a short decode step is microseconds of work, and waking the
+  // threads (on a busy machine, waiting for a descheduled one) costs more.
+  const bool parallel = work * H * Dh > 64 * kParallelGrain && n_items > 1;
   const T sc = T(scale);
 
 #pragma omp parallel if (parallel)
