@@ -1,5 +1,9 @@
 #include "server/server.h"
 
+// cpp-httplib listens with a backlog of 5: a burst of clients (16 connecting at once while the machine is
+// busy and the accept thread waits for a core) overflowed it and some connections were reset. A burst of
+// up to the slots plus the queue is what the server is sized for.
+#define CPPHTTPLIB_LISTEN_BACKLOG 128
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
