@@ -267,3 +267,18 @@ TEST(BatchDecode, StepBatchRefusesMixedModelsAndRepeatedStates) {
   std::vector<BatchEntry> twice = {{&ga, &s1}, {&ga, &s1}};
   EXPECT_ANY_THROW(step_batch(twice));
 }
+
+TEST(BatchDecode, StepsReuseTheirBuffers) {
+  // The logits of a step live in the workspace: steps of no more rows than before reuse it.
+  TinyModel t;
+  Llama& m = t.model;
+  std::vector<KVCache> c;
+  for (int i = 0; i < 3; ++i) c.push_back(m.make_cache(8));
+  const float* first = m.forward_decode({1, 2, 3}, {&c[0], &c[1], &c[2]}).data<float>();
+  EXPECT_EQ(m.forward_decode({4, 5}, {&c[0], &c[1]}).data<float>(), first);
+  EXPECT_EQ(m.forward_decode({6, 7, 8}, {&c[0], &c[1], &c[2]}).data<float>(), first);
+  EXPECT_EQ(c[0].len, 3);
+  EXPECT_EQ(c[2].len, 2);
+  EXPECT_EQ(m.decode_stats().steps, 3);
+  EXPECT_EQ(m.decode_stats().rows, 8);
+}
