@@ -53,13 +53,17 @@ std::vector<const Tensor*> pointers(const std::vector<Tensor>& ts) {
 
 TV_OP_TEST(attention_decode, forward, MatchesNaiveAndAttentionFwd) {
   Rng rng(71);
-  const int64_t H = 6, Hkv = 2, Dh = 12;
+  // Head sizes of whole vectors (16: 2 float or 4 double vectors) and not (12 floats), which the kernel
+  // sums differently.
+  for (const int64_t Dh : {int64_t(12), int64_t(16)}) {
+  const int64_t H = 6, Hkv = 2;
   // Rows of different lengths in caches of different capacities: 1 key, a chunk boundary, a long cache
-  // (long enough that the kernel runs in parallel), and a row whose chunk has just begun.
+  // (long enough that the kernel runs in parallel and crosses blocks of keys), and a row whose chunk has
+  // just begun.
   const std::vector<int64_t> len = {1, 6, 30000, 11}, cap = {4, 9, 30010, 11};
   const int64_t n = int64_t(len.size());
   for (DType dt : {DType::F32, DType::F64})
-    for (int64_t chunk : {int64_t(0), int64_t(5)}) {
+    for (int64_t chunk : {int64_t(0), int64_t(5), int64_t(700)}) {
       Tensor q = tvtest::rand_tensor({n, H, Dh}, dt, rng);
       std::vector<Tensor> k, v;
       for (int64_t i = 0; i < n; ++i) {
@@ -93,6 +97,7 @@ TV_OP_TEST(attention_decode, forward, MatchesNaiveAndAttentionFwd) {
                              "attention_decode vs attention_fwd");
       }
     }
+  }
 }
 
 TV_OP_TEST(attention_decode, forward, RejectsBadArguments) {

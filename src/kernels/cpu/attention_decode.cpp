@@ -4,8 +4,8 @@
 // the keys [chunk start or 0, pos] (causal; chunked layers only their own chunk). One work item per
 // (row, kv head): the H / Hkv query heads of the group share it, so each key and value row of the
 // cache is read once per step for all of them. Two passes over the visible keys: scores of every query
-// head of the group (dot products vectorised along Dh), then the softmax and the weighted sum of the
-// values (vectorised along Dh). The scores live in a per-thread buffer that only grows.
+// head of the group (dot products vectorised along Dh), then the softmax (exponentials vectorised along
+// the keys) and the weighted sum of the values (vectorised along Dh). The scores live in a per-thread buffer that only grows.
 // OpenMP splits the items over the threads once the caches are long enough to be worth a team.
 #include <algorithm>
 #include <cmath>
@@ -47,6 +47,39 @@ inline void axpy(T* __restrict y, T a, const T* __restrict x, int64_t n) {
   for (; d < n; ++d) y[d] += a * x[d];
 }
 
+// og[r] (+)= sum over keys j of p[r * nk + j] * v_j for the rep heads of a group, v_j = vb + j * ld, with
+// each head's output (NV vectors) in registers: blocks of keys small enough to stay in cache are walked
+// once per head, so each value row comes from memory once, and the outputs are loaded and stored once
+// per block rather than once per key. Every element sums over j in increasing order.
+template <typename T, int NV>
+void weighted_values(T* og, const T* p, int64_t rep, int64_t nk, const T* vb, int64_t ld) {
+  constexpr int64_t L = 32 / sizeof(T), kBlock = 64;
+  for (int64_t j0 = 0; j0 < nk; j0 += kBlock) {
+    const int64_t j1 = std::min(nk, j0 + kBlock);
+    for (int64_t r = 0; r < rep; ++r) {
+      Vec<T> acc[NV];
+      for (int v = 0; v < NV; ++v) acc[v] = j0 == 0 ? Vec<T>{} : vload(og + r * NV * L + v * L);
+      const T* pr = p + r * nk;
+      for (int64_t j = j0; j < j1; ++j) {
+        const Vec<T> pj = splat(pr[j]);
+        const T* vr = vb + j * ld;
+        for (int v = 0; v < NV; ++v) acc[v] += pj * vload(vr + v * L);
+      }
+      for (int v = 0; v < NV; ++v) vstore(og + r * NV * L + v * L, acc[v]);
+    }
+  }
+}
+
+// The same for any Dh: one value row at a time into every head's output.
+template <typename T>
+void weighted_values_any(T* og, const T* p, int64_t rep, int64_t nk, int64_t Dh, const T* vb, int64_t ld) {
+  std::fill(og, og + rep * Dh, T(0));
+  for (int64_t j = 0; j < nk; ++j) {
+    const T* vr = vb + j * ld;
+    for (int64_t r = 0; r < rep; ++r) axpy(og + r * Dh, p[r * nk + j], vr, Dh);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -59,6 +92,7 @@ void attention_decode_fwd(T* out, const T* q, const T* const* k, const T* const*
   // threads (on a busy machine, waiting for a descheduled one) costs more.
   const bool parallel = work * H * Dh > 64 * kParallelGrain && n_items > 1;
   const T sc = T(scale);
+  constexpr int64_t L = 32 / sizeof(T);
 
 #pragma omp parallel if (parallel)
   {
@@ -84,15 +118,28 @@ void attention_decode_fwd(T* out, const T* q, const T* const* k, const T* const*
         T* s = scores.data() + r * nk;
         T mx = -std::numeric_limits<T>::infinity();
         for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, s[j]);
+        // The exponentials on whole vectors (vexp: libm's exp would be one call per score).
+        Vec<T> sv{};
+        int64_t j = 0;
+        for (; j + L <= nk; j += L) {
+          const Vec<T> e = vexp_lanes<T>(vload(s + j) - splat(mx));
+          vstore(s + j, e);
+          sv += e;
+        }
         T sum = 0;
-        for (int64_t j = 0; j < nk; ++j) sum += s[j] = T(std::exp(s[j] - mx));
+        for (int64_t w = 0; w < L; ++w) sum += sv[w];
+        for (; j < nk; ++j) sum += s[j] = vexp(s[j] - mx);
         inv[size_t(r)] = T(1) / sum;
-        std::fill(og + r * Dh, og + (r + 1) * Dh, T(0));
       }
-      // Values: each value row once for the whole group.
-      for (int64_t j = 0; j < nk; ++j) {
-        const T* vr = vb + j * ld;
-        for (int64_t r = 0; r < rep; ++r) axpy(og + r * Dh, scores[size_t(r * nk + j)], vr, Dh);
+      // Values: each value row from memory once for the whole group.
+      const T* p = scores.data();
+      switch (Dh % L == 0 ? Dh / L : 0) {
+        case 1: weighted_values<T, 1>(og, p, rep, nk, vb, ld); break;
+        case 2: weighted_values<T, 2>(og, p, rep, nk, vb, ld); break;
+        case 4: weighted_values<T, 4>(og, p, rep, nk, vb, ld); break;
+        case 8: weighted_values<T, 8>(og, p, rep, nk, vb, ld); break;
+        case 16: weighted_values<T, 16>(og, p, rep, nk, vb, ld); break;
+        default: weighted_values_any(og, p, rep, nk, Dh, vb, ld);
       }
       for (int64_t r = 0; r < rep; ++r)
         for (int64_t d = 0; d < Dh; ++d) og[r * Dh + d] *= inv[size_t(r)];
