@@ -260,7 +260,7 @@ void add_bench_decode(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--steps", a->steps, "Timed decode steps per batch size and round")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
-  cmd->add_option("--rounds", a->rounds, "Rounds per batch size (the best is reported)")->capture_default_str();
+  cmd->add_option("--rounds", a->rounds, "Rounds, each timing every batch size (the best is shown, and the range of each round's ratio to batch 1)")->capture_default_str();
   cmd->add_flag("--small", a->small, "The training benchmarks' small decoder instead of the full-size one");
   cmd->add_flag("--profile", a->profile, "Time every op of each batch size's last timed steps and print them");
   cmd->add_flag("--json", a->json, "One JSON object instead of text");
