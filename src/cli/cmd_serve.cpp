@@ -101,6 +101,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--port", a->opt.port, "Port (0 = any free port, printed)")->capture_default_str();
   cmd->add_option("--parallel", a->opt.parallel, "Requests that decode together, each with its own KV cache")
       ->capture_default_str();
+  cmd->add_flag_function("--no-batch", [a](int64_t) { a->opt.batch = false; },
+                         "Step the running requests one after another instead of in one batched decode step (a baseline)");
   cmd->add_option("--queue", a->opt.max_queue, "Requests that may wait for a slot; beyond them the answer is 503")
       ->capture_default_str();
   cmd->add_option("--ctx", a->ctx,

@@ -29,6 +29,7 @@
 #define TV_UPDATE_OPS(X)       \
   X(add)                       \
   X(cross_entropy_with_grad)   \
+  X(attention_decode)          \
   X(linear_cross_entropy_with_grad) \
   X(scale)                     \
   X(sum_squares)               \

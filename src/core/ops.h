@@ -103,6 +103,16 @@ void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Ten
                    const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p,
                    GradMode mode = GradMode::Accumulate);
 
+// ---- decode attention: n new query rows, each of its own sequence, against that sequence's KV cache.
+// q and out [n, H, Dh]; k[i] and v[i] [1, C_i, Hkv, Dh] the cache of row i, whose first kv_len[i]
+// positions hold keys and values (the last of them the row's own, kv_len[i] <= C_i). Row i sits at
+// position kv_len[i] - 1 and sees the keys causal attention with chunk_size gives it (0: no chunks):
+// the same as attention_fwd with Sq = 1, Sk = kv_len[i], q_offset = kv_len[i] - 1, up to rounding (the
+// sums run in another order). Forward only: inference.
+void attention_decode_fwd(Tensor& out, const Tensor& q, const std::vector<const Tensor*>& k,
+                          const std::vector<const Tensor*>& v, const std::vector<int64_t>& kv_len, double scale,
+                          int64_t chunk_size);
+
 // ---- MoE routing: logits [N, E] -> probs = softmax(logits) [N, E]; idx i32 [N, k] the top-k experts in
 // descending probability (ties: lower index first); w [N, k] = their probabilities renormalised to sum 1.
 // The backward takes dw (and, from the load-balancing loss, dprobs) back to dlogits.

@@ -87,6 +87,10 @@ struct KernelTable {
   void (*attention_bwd)(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* q, const T* k, const T* v,
                         const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
                         int64_t chunk_size, bool causal, bool overwrite) = nullptr;
+  // Decode: n query rows, row i against its own cache k[i], v[i] (rows of Hkv * Dh), kv_len[i] keys.
+  void (*attention_decode_fwd)(T* out, const T* q, const T* const* k, const T* const* v, const int64_t* kv_len,
+                               int64_t n, int64_t H, int64_t Hkv, int64_t Dh, double scale,
+                               int64_t chunk_size) = nullptr;
   void (*moe_route_fwd)(T* probs, int32_t* idx, T* w, const T* logits, int64_t N, int64_t E, int k) = nullptr;
   void (*moe_route_bwd)(T* dlogits, const T* dw, const T* dprobs, const T* probs, const int32_t* idx, int64_t N,
                         int64_t E, int k) = nullptr;

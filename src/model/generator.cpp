@@ -111,7 +111,8 @@ void Generator::resume(GenerationState& s, const std::vector<int32_t>& tokens) c
   feed(s, common, tokens.empty());
 }
 
-int32_t Generator::step(GenerationState& s) const {
+int32_t Generator::pick(GenerationState& s, bool& go_on) const {
+  go_on = false;
   if (s.done()) return -1;
   if (s.length() >= s.capacity) {
     s.stop = StopReason::ContextFull;
@@ -126,6 +127,9 @@ int32_t Generator::step(GenerationState& s) const {
     for (size_t t = 0; t < count.size(); ++t)
       if (count[t]) logits[t] -= float(count[t] * opt_.frequency_penalty + opt_.presence_penalty);
     next = sample_next(std::move(logits), s.tokens, opt_.sampling, s.rng);
+  } else if (opt_.sampling.temperature <= 0 && opt_.sampling.repetition_penalty == 1.0) {
+    // Plain greedy reads the logits in place (sample_next would copy them): the first largest.
+    next = int32_t(std::max_element(s.logits.begin(), s.logits.end()) - s.logits.begin());
   } else {
     next = sample_next(s.logits, s.tokens, opt_.sampling, s.rng);
   }
@@ -154,8 +158,57 @@ int32_t Generator::step(GenerationState& s) const {
     s.stop = StopReason::ContextFull;
     return next;
   }
-  feed(s, s.tokens.size() - 1, false);
+  go_on = true;
   return next;
+}
+
+int32_t Generator::step(GenerationState& s) const {
+  BatchEntry e{this, &s};
+  step_batch(std::span<BatchEntry>(&e, 1));
+  return e.token;
+}
+
+void step_batch(std::span<BatchEntry> batch) {
+  // The decode rows of this step, in buffers that only grow.
+  thread_local std::vector<int32_t> tokens;
+  thread_local std::vector<KVCache*> caches;
+  thread_local std::vector<GenerationState*> states;
+  tokens.clear();
+  caches.clear();
+  states.clear();
+  Llama* llm = nullptr;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    BatchEntry& e = batch[i];
+    TV_CHECK(e.gen && e.state, "step_batch: entry ", i, " has no generator or state");
+    TV_CHECK(!llm || e.gen->llm_ == llm, "step_batch: entry ", i, " runs on another model than entry 0");
+    llm = e.gen->llm_;
+    for (size_t j = 0; j < i; ++j)
+      TV_CHECK(batch[j].state != e.state, "step_batch: entries ", j, " and ", i, " hold the same state");
+  }
+  for (BatchEntry& e : batch) {
+    bool go_on = false;
+    GenerationState& s = *e.state;
+    e.token = e.gen->pick(s, go_on);
+    if (!go_on) continue;
+    if (!e.gen->opt_.use_cache) {
+      e.gen->feed(s, s.tokens.size() - 1, false);
+      continue;
+    }
+    // The cache holds the prefix and every token before the new one.
+    s.cache.len = s.prefix_len() + int64_t(s.tokens.size()) - 1;
+    tokens.push_back(e.token);
+    caches.push_back(&s.cache);
+    states.push_back(&s);
+  }
+  if (tokens.empty()) return;
+  const Tensor logits = llm->forward_decode(tokens, caches);
+  const int64_t V = llm->config().vocab_size;
+  const float* l = logits.data<float>();
+  for (size_t i = 0; i < states.size(); ++i) {
+    GenerationState& s = *states[i];
+    s.cached = int64_t(s.tokens.size());
+    s.logits.assign(l + int64_t(i) * V, l + int64_t(i + 1) * V);
+  }
 }
 
 std::vector<int32_t> Generator::take_final(GenerationState& s) const {

@@ -4,11 +4,12 @@
 // stop ids and stop sequences, a token limit, and UTF-8-safe streaming of the decoded text.
 //
 // Each sequence lives in its own GenerationState (tokens, KV cache, sampler state), and a step advances
-// one state by one token. A server that batches several sequences of different lengths would keep many
-// states and advance them together (one weight pass per step); today step() runs one sequence.
+// one state by one token. step_batch advances several states together, each with its own generator
+// and options, in one decode pass over the weights (Llama::forward_decode): the server's batching.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,24 @@ struct GenerationState {
   bool done() const { return stop != StopReason::Running; }
 };
 
+class Generator;
+
+// One sequence of a batched step: its generator (options, model) and its state; token is set to what
+// Generator::step would return (the new token, or -1 when it stopped without one).
+struct BatchEntry {
+  const Generator* gen = nullptr;
+  GenerationState* state = nullptr;
+  int32_t token = -1;
+};
+
+// One decode step for every entry, as Generator::step on each (the same sampling, stop ids, stop
+// sequences, token limit, context full and penalties, each state with its own generator's options),
+// but the new tokens of all the states that go on are fed in one batched decode step
+// (Llama::forward_decode): one weight pass for the whole batch. Every generator must run on the same
+// Llama; states must be distinct. Done states are left as they are (token -1). Generators without the
+// KV cache (use_cache false) are fed one by one, as step() does.
+void step_batch(std::span<BatchEntry> batch);
+
 class Generator {
  public:
   Generator(Llama& llm, GenerationOptions options);
@@ -85,6 +104,10 @@ class Generator {
  private:
   // Runs tokens[from..] (after the prefix too when with_prefix) through the decoder; sets the logits.
   void feed(GenerationState& s, size_t from, bool with_prefix) const;
+  // The part of step() before the decoder: samples the next token and applies the stops. Returns it
+  // (-1: none); `go_on` tells whether it must be fed (the state runs on).
+  int32_t pick(GenerationState& s, bool& go_on) const;
+  friend void step_batch(std::span<BatchEntry> batch);
   Llama* llm_;
   GenerationOptions opt_;
 };

@@ -32,7 +32,8 @@ struct LlamaLayer {
   std::vector<Param*> e_gate, e_up, e_down;
 };
 
-struct LayerActs;  // saved activations of one layer (llama.cpp)
+struct LayerActs;        // saved activations of one layer (llama.cpp)
+struct DecodeWorkspace;  // buffers of the batched decode step, kept between steps (llama_decode.cpp)
 
 class Llama {
  public:
@@ -89,6 +90,20 @@ class Llama {
   KVCache make_cache(int64_t capacity) const;
   Tensor forward_cached(const Tensor& x0, KVCache& cache, bool all_logits = false);
 
+  // One decode step of n sequences at once (llama_decode.cpp): tokens[i] enters the sequence whose cache
+  // is caches[i] at its position caches[i]->len, which then grows by one. The n rows go through every
+  // linear layer together ([n, D]: each weight read once per step), RoPE at each row's own position,
+  // attention of each row over its own cache, the MoE experts over the rows that picked them. Returns
+  // the logits [n, V]: a view of buffers kept between calls, valid until the next call. Steps of no more
+  // rows than an earlier one allocate no buffers. Not reentrant (one caller at a time per Llama).
+  Tensor forward_decode(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches);
+  // Counts of the decode steps so far, for benchmarks: steps, rows, and the experts the MoE layers
+  // ran (summed over layers and steps; each one's weights were read once in its step).
+  struct DecodeStats {
+    int64_t steps = 0, rows = 0, experts_run = 0;
+  };
+  const DecodeStats& decode_stats() const { return decode_stats_; }
+
  private:
   Tensor layer_forward(LlamaLayer& L, const Tensor& x, int64_t B, int64_t S, LayerActs* acts, KVCache* cache);
   Tensor layer_backward(LlamaLayer& L, LayerActs& a, const Tensor& dout, int64_t B, int64_t S, double aux_weight);
@@ -106,6 +121,8 @@ class Llama {
   int64_t saved_B_ = 0, saved_S_ = 0;
   int64_t head_chunk_rows_ = 2048;
   double aux_loss_ = 0;
+  std::shared_ptr<DecodeWorkspace> decode_ws_;
+  DecodeStats decode_stats_;
 };
 
 // Phase-1 loss: mean CE over the targets that are not ignore_index, plus aux_weight * aux.

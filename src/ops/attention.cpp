@@ -1,5 +1,8 @@
+#include <vector>
+
 #include "core/ops.h"
 #include "core/profile.h"
+#include "ops/arg_checks.h"
 #include "ops/dispatch.h"
 
 namespace tv::ops {
@@ -65,6 +68,62 @@ void attention_bwd(Tensor& dq, Tensor& dk, Tensor& dv, double* dscale, const Ten
                                           dout.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), out.data<T>(),
                                           lse.data<T>(), s, p.scale, p.q_offset, p.chunk_size, p.causal,
                                           mode == GradMode::Overwrite));
+}
+
+}  // namespace tv::ops
+
+namespace tv::ops {
+
+// The caches' addresses for the kernel, in a per-thread buffer (which = 0: keys, 1: values) that only grows.
+template <typename T>
+static const std::vector<const T*>& cache_pointers(const std::vector<const Tensor*>& caches, int which) {
+  thread_local std::vector<const T*> ptrs[2];
+  std::vector<const T*>& p = ptrs[which];
+  p.resize(caches.size());
+  for (size_t i = 0; i < caches.size(); ++i) p[i] = caches[i]->data<T>();
+  return p;
+}
+
+void attention_decode_fwd(Tensor& out, const Tensor& q, const std::vector<const Tensor*>& k,
+                          const std::vector<const Tensor*>& v, const std::vector<int64_t>& kv_len, double scale,
+                          int64_t chunk_size) {
+  TV_PROFILE("attention_decode_fwd");
+  const char* op = "attention_decode_fwd";
+  TV_CHECK(q.ndim() == 3, op, ": q should be [n, H, Dh], got ", q.describe());
+  const int64_t n = q.size(0), H = q.size(1), Dh = q.size(2);
+  TV_CHECK(int64_t(k.size()) == n && int64_t(v.size()) == n && int64_t(kv_len.size()) == n, op, ": ", n,
+           " query rows need as many caches and lengths, got ", k.size(), " k, ", v.size(), " v and ", kv_len.size(),
+           " lengths");
+  check_like(out, q, op, "out");
+  check_contiguous(q, op, "q");
+  TV_CHECK(chunk_size >= 0, op, ": chunk_size must be >= 0 (0: no chunking), got ", chunk_size);
+  const Device dev = common_device(op, &out, &q);
+  int64_t Hkv = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor* ki = k[size_t(i)];
+    const Tensor* vi = v[size_t(i)];
+    TV_CHECK(ki && vi && ki->defined() && vi->defined(), op, ": row ", i, " has no cache");
+    TV_CHECK(ki->ndim() == 4 && ki->size(0) == 1 && ki->size(3) == Dh, op, ": the cache of row ", i,
+             " should be [1, C, Hkv, ", Dh, "], got ", ki->describe());
+    if (i == 0) Hkv = ki->size(2);
+    TV_CHECK(ki->size(2) == Hkv && Hkv > 0 && H % Hkv == 0, op, ": row ", i, "'s cache has ", ki->size(2),
+             " kv heads; every row needs the same number, a divisor of H = ", H);
+    check_shape(*vi, ki->shape(), op, "v");
+    check_same_dtype(q, *ki, op);
+    check_same_dtype(q, *vi, op);
+    check_contiguous(*ki, op, "k");
+    check_contiguous(*vi, op, "v");
+    same_device(op, dev, ki->device());
+    same_device(op, dev, vi->device());
+    TV_CHECK(kv_len[size_t(i)] >= 1 && kv_len[size_t(i)] <= ki->size(1), op, ": row ", i, "'s kv_len ",
+             kv_len[size_t(i)], " should be in [1, ", ki->size(1), "] (its own key is in the cache)");
+  }
+  if (n == 0) return;
+  TV_DISPATCH(dev, "attention_decode", q.dtype(), op,
+              const std::vector<const T*>& kp = cache_pointers<T>(k, 0);
+              const std::vector<const T*>& vp = cache_pointers<T>(v, 1);
+              TV_KERNEL(KT, attention_decode_fwd)(out.data<T>(), q.data<T>(), kp.data(), vp.data(), kv_len.data(), n,
+                                                  H, Hkv, Dh, scale, chunk_size));
 }
 
 }  // namespace tv::ops

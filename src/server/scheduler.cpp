@@ -27,8 +27,8 @@ void Metrics::observe_ttft(double seconds) {
   ++ttft_n;
 }
 
-Scheduler::Scheduler(const ServedModel& model, int parallel, size_t max_queue, Metrics& metrics)
-    : model_(model), metrics_(metrics), slots_(size_t(std::max(parallel, 1))), max_queue_(max_queue) {
+Scheduler::Scheduler(const ServedModel& model, int parallel, size_t max_queue, Metrics& metrics, bool batch)
+    : model_(model), metrics_(metrics), slots_(size_t(std::max(parallel, 1))), max_queue_(max_queue), batch_(batch) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -153,8 +153,21 @@ void Scheduler::finish(Slot& s, const std::string& reason) {
   s.stream.reset();
 }
 
-// One token for every running slot. The seam for a batched decode step.
+// One token for every running slot: one batched decode step for all of them (each slot's own options,
+// stops and cache), or, with batching off, one step per slot. A failed batched step fails every slot in
+// it (its states are not consistent any more).
 void Scheduler::step_slots(const std::vector<Slot*>& running) {
+  if (running.empty()) return;
+  if (batch_) {
+    entries_.clear();
+    for (Slot* s : running) entries_.push_back({s->gen.get(), &s->state});
+    try {
+      step_batch(entries_);
+    } catch (const std::exception& e) {
+      for (Slot* s : running) fail_job(*s, 500, std::string("generation failed: ") + e.what(), "");
+    }
+    return;
+  }
   for (Slot* s : running) {
     try {
       s->gen->step(s->state);

@@ -3,9 +3,9 @@
 // steps, one prefill per step (continuous batching); the rest wait in a bounded queue. A request whose client went away, or
 // whose deadline passed, leaves at the next step and frees its slot.
 //
-// step_slots() advances all running slots by one token. Today it steps them one after another (the
-// generator has no batched step); a batched decode (one weight pass for all slots) replaces only that
-// function.
+// step_slots() advances all running slots by one token in one batched decode step (step_batch: one
+// weight pass for all of them, each slot with its own sampling options and KV cache); with batching off
+// (serve --no-batch) it steps them one after another, as a baseline for benchmarks.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -84,7 +84,8 @@ struct Metrics {
 
 class Scheduler {
  public:
-  Scheduler(const ServedModel& model, int parallel, size_t max_queue, Metrics& metrics);
+  // batch: advance the running slots with one batched step (false: one after another).
+  Scheduler(const ServedModel& model, int parallel, size_t max_queue, Metrics& metrics, bool batch = true);
   ~Scheduler();
   // Queues the job; false when the queue is full (the caller answers 503).
   bool submit(const std::shared_ptr<Job>& job);
@@ -115,6 +116,8 @@ class Scheduler {
   Metrics& metrics_;
   std::vector<Slot> slots_;
   size_t max_queue_;
+  bool batch_ = true;
+  std::vector<BatchEntry> entries_;  // the batched step's entries, reused
   std::mutex qm_;
   std::condition_variable qcv_;
   std::deque<std::shared_ptr<Job>> queue_;

@@ -1,5 +1,9 @@
 #include "server/server.h"
 
+// cpp-httplib listens with a backlog of 5: a burst of clients (16 connecting at once while the machine is
+// busy and the accept thread waits for a core) overflowed it and some connections were reset. A burst of
+// up to the slots plus the queue is what the server is sized for.
+#define CPPHTTPLIB_LISTEN_BACKLOG 128
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
@@ -49,7 +53,7 @@ struct Server {
   std::counting_semaphore<> decode_slots{4};
 
   Server(const ServedModel& m, const ServerOptions& o) : model(m), opt(o) {
-    scheduler = std::make_unique<Scheduler>(model, opt.parallel, opt.max_queue, metrics);
+    scheduler = std::make_unique<Scheduler>(model, opt.parallel, opt.max_queue, metrics, opt.batch);
     user_cue = model.tokenizer->encode(" USER:");
   }
 

@@ -14,6 +14,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;            // 0: any free port (printed)
   int parallel = 4;           // requests decoding together
+  bool batch = true;          // false (--no-batch): the running requests step one after another
   size_t max_queue = 64;      // requests waiting for a slot; beyond: 503
   std::string api_key;        // empty: no check
   size_t max_body_bytes = 16u << 20;

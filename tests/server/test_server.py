@@ -176,6 +176,23 @@ def busy_and_gone():
         proc.wait(timeout=30)
 
 
+def no_batch(greedy_ids):
+    """--no-batch: the slots step one after another, with the same answers."""
+    proc, port = start_server("--parallel", "4", "--no-batch")
+    try:
+        def one(_):
+            c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=300)
+            r = c.chat.completions.create(model="x", messages=messages(), max_tokens=24, temperature=0,
+                                          extra_body={"return_token_ids": True})
+            return r.choices[0].model_extra.get("token_ids")
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            results = list(ex.map(one, range(4)))
+        check(all(r == greedy_ids for r in results), f"--no-batch: 4 concurrent clients get ask's tokens")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def text_model():
     """A text model (the fixture's decoder alone, written as safetensors by `tinyvlm convert` and this
     script): /v1/completions gives `tinyvlm generate`'s tokens; images are refused."""
@@ -343,6 +360,21 @@ def main():
         good = sum(1 for ids, text in results if ids == greedy_ids and text == greedy_text)
         check(good == 16, f"16 concurrent clients: {good} complete, correct answers")
 
+        # Requests with different options decoding in one batched step get the answers they get alone:
+        # greedy with different limits, seeded sampling, a frequency penalty.
+        def varied(i):
+            c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=300)
+            opts = [dict(temperature=0, max_tokens=5 + 3 * i), dict(temperature=0.9, seed=100 + i, max_tokens=20),
+                    dict(temperature=0, max_tokens=20, frequency_penalty=1.5)][i % 3]
+            r = c.chat.completions.create(model="x", messages=messages(), extra_body={"return_token_ids": True},
+                                          **opts)
+            return r.choices[0].model_extra.get("token_ids")
+        alone = [varied(i) for i in range(6)]
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            together = list(ex.map(varied, range(6)))
+        check(together == alone and len(set(map(tuple, alone))) > 3,
+              f"6 requests with different options, batched, answer as each alone: {together} vs {alone}")
+
         # A bounded loop of random requests: mangled bodies, random types and values. The server answers
         # each (200 or a 4xx with an error object) and stays up.
         rng = random.Random(1234)
@@ -392,6 +424,7 @@ def main():
             proc.kill()
     check(proc.returncode == 0, f"the server stops cleanly on SIGTERM (exit {proc.returncode})")
     busy_and_gone()
+    no_batch(greedy_ids)
     text_model()
     if failures:
         print(f"{len(failures)} check(s) failed")

@@ -130,6 +130,11 @@ void attention_bwd(T* dq, T* dk, T* dv, double* dscale, const T* dout, const T* 
                    const T* out, const T* lse, const AttentionShape& s, double scale, int64_t q_offset,
                    int64_t chunk_size, bool causal, bool overwrite = false);
 
+// See ops::attention_decode_fwd; k[i], v[i] point at position 0 of row i's cache.
+template <typename T>
+void attention_decode_fwd(T* out, const T* q, const T* const* k, const T* const* v, const int64_t* kv_len, int64_t n,
+                          int64_t H, int64_t Hkv, int64_t Dh, double scale, int64_t chunk_size);
+
 template <typename T>
 void moe_route_fwd(T* probs, int32_t* idx, T* w, const T* logits, int64_t N, int64_t E, int k);
 template <typename T>

@@ -33,6 +33,7 @@ KernelTable<T> table() {
   k.gelu_bwd = &gelu_bwd<T>;
   k.attention_fwd = &attention_fwd<T>;
   k.attention_bwd = &attention_bwd<T>;
+  k.attention_decode_fwd = &attention_decode_fwd<T>;
   k.moe_route_fwd = &moe_route_fwd<T>;
   k.moe_route_bwd = &moe_route_bwd<T>;
   k.moe_aux_loss_fwd = &moe_aux_loss_fwd<T>;
