@@ -2,10 +2,11 @@
 // load, so that a decode step, which must read every active weight, reads fewer bytes. fp32 is the
 // default and leaves the model exactly as trained.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace tv {
 
@@ -31,5 +32,20 @@ std::vector<Param*> linear_weights(Llama& llm);
 // needs every input size to be a multiple of 32 and says which weight is not. Weights already in the
 // format (a converted checkpoint) are left as they are.
 void convert_linear_weights(Llama& llm, WeightFormat f);
+
+// Checkpoints stored converted (`tinyvlm convert --weights bf16|q8`): the metadata key "weights" names
+// the format; the linear weights are stored as BF16 [out, in], or for q8 as U8 [out, in / 32 * 36], the
+// blocks' bytes row by row (core/dtype.h BlockQ8: the fp32 scale, then the 32 int8 values).
+constexpr const char* kWeightsMetadataKey = "weights";
+// The format a checkpoint's metadata records: fp32 when it records none; an unknown name is an error.
+WeightFormat stored_weight_format(const std::map<std::string, std::string>& metadata, const std::string& path);
+// A linear weight as a converted checkpoint stores it (bf16 as it is; q8 as its bytes, shape above).
+Tensor stored_weight_tensor(const Tensor& w);
+// Gives the linear weights empty tensors of f's dtype, frozen, before a converted checkpoint is loaded
+// into them (ParamStore::load reads the stored form); no fp32 copy is kept.
+void prepare_linear_weights(Llama& llm, WeightFormat f);
+// Fails, naming the checkpoint, when its linear weights were stored converted: a training phase calls it
+// after loading (ParamStore::load refuses such tensors for fp32 parameters by itself).
+void require_trainable_weights(Llama& llm, const std::string& checkpoint);
 
 }  // namespace tv

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/tensor_source.h"
 #include "model/llama.h"
 #include "train/trainer.h"
 
@@ -273,6 +274,29 @@ TEST(CliWeights, PerplexityAndGenerateInBf16AndQ8) {
   EXPECT_NEAR(ce["bf16"], ce["fp32"], 0.01 * ce["fp32"]);
   EXPECT_NEAR(ce["q8"], ce["fp32"], 0.03 * ce["fp32"]);
   EXPECT_NE(ce["q8"], ce["fp32"]);  // converted, not ignored
+  // Stored converted by `convert --weights q8`: loads as such (the same figures), a third of the bytes
+  // of fp32 and more, and refuses to load as fp32 parameters (training).
+  const std::string q8file = (dir / "q8.safetensors").string();
+  Result cv = run("convert " + ckpt + " " + q8file + " --weights q8");
+  ASSERT_EQ(cv.code, 0) << cv.out;
+  EXPECT_LT(fs::file_size(q8file), fs::file_size(ckpt) / 2);
+  Result stored = run("perplexity --model " + q8file + " --ids-file " + (dir / "ids.txt").string() + " --threads 1", false);
+  ASSERT_EQ(stored.code, 0) << stored.out;
+  EXPECT_EQ(nlohmann::json::parse(stored.out.substr(stored.out.find('{')))["cross_entropy"].get<double>(), ce["q8"]);
+  {
+    ParamStore fresh;
+    Llama again(ModelConfig::from(c), fresh);
+    try {
+      fresh.load(*open_tensor_file(q8file));
+      ADD_FAILURE() << "a q8 checkpoint loaded into fp32 parameters";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot be trained"), std::string::npos) << e.what();
+    }
+  }
+  Result again = run("perplexity --model " + q8file + " --ids-file " + (dir / "ids.txt").string() + " --weights bf16");
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.out.find("already q8"), std::string::npos) << again.out;
+  EXPECT_NE(run("convert " + ckpt + " " + (dir / "part.safetensors").string() + " --weights q8 --match mha").code, 0);
   Result g = run("generate --model " + ckpt + " --prompt-ids \"4 8 15\" --max-tokens 5 --print-ids --threads 1 --weights q8");
   ASSERT_EQ(g.code, 0) << g.out;
   EXPECT_NE(g.out.find("decoder linear weights in q8"), std::string::npos) << g.out;
