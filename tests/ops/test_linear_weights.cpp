@@ -56,7 +56,8 @@ void check_format(DType fmt, const std::vector<int64_t>& ins) {
   for (cpu::WeightKernelIsa isa : kIsas) {
     IsaScope scope(isa);
     for (int64_t N : {1, 3, 7, 16, 17, 200})
-      for (int64_t in : ins)
+      for (int64_t in : ins) {
+        if (N > 16 && isa != kIsas.back()) continue;  // the large-N path does not depend on the instruction set
         for (int64_t out : {5, 33}) {
           Tensor x = tvtest::rand_tensor({N, in}, DType::F32, rng), w = tvtest::rand_tensor({out, in}, DType::F32, rng);
           Tensor b = tvtest::rand_tensor({out}, DType::F32, rng);
@@ -72,6 +73,7 @@ void check_format(DType fmt, const std::vector<int64_t>& ins) {
             if (!bias && N <= 17) expect_within_rounding(y, x, w, fmt, what);
           }
         }
+      }
   }
 }
 
