@@ -98,16 +98,19 @@ double active_weight_bytes(Llama& llm) {
 // Decodes `tokens` new tokens after each prompt, greedy, no stop id; returns the seconds of the decode
 // steps (prefill excluded). Today the sequences run one after the other; once the generator has a
 // batched decode step, this is the one place to call it (one weight pass for all of them).
-double decode_batch(Llama& llm, const std::vector<std::vector<int32_t>>& prompts, int64_t tokens) {
+// With `profile`, the op profile records the decode steps only.
+double decode_batch(Llama& llm, const std::vector<std::vector<int32_t>>& prompts, int64_t tokens, bool profile = false) {
   GenerationOptions go;
   go.max_new_tokens = tokens;
   Generator g(llm, go);
   double seconds = 0;
   for (const std::vector<int32_t>& p : prompts) {
     GenerationState s = g.start(Tensor(), p);
+    profile::enable(profile);
     const auto t0 = std::chrono::steady_clock::now();
     g.run(s);
     seconds += seconds_since(t0);
+    profile::enable(false);
   }
   return seconds;
 }
@@ -188,18 +191,25 @@ void run(const GenerateBenchArgs& a) {
     double num = 0, den = 0;
     int64_t same = 0;
     const int64_t V = logits.size(1);
+    std::vector<double> per_position;  // each position's max |error| / max |fp32 logit|
     for (int64_t r = 0; r < logits.size(0); ++r) {
       const float *p = logits.data<float>() + r * V, *q = ref_logits.data<float>() + r * V;
+      double pn = 0, pd = 0;
       for (int64_t v = 0; v < V; ++v) {
-        num = std::max(num, double(std::fabs(p[v] - q[v])));
-        den = std::max(den, double(std::fabs(q[v])));
+        pn = std::max(pn, double(std::fabs(p[v] - q[v])));
+        pd = std::max(pd, double(std::fabs(q[v])));
       }
+      num = std::max(num, pn);
+      den = std::max(den, pd);
+      per_position.push_back(pd > 0 ? pn / pd : 0.0);
       same += std::max_element(p, p + V) - p == std::max_element(q, q + V) - q;
     }
+    std::sort(per_position.begin(), per_position.end());
+    const double median = per_position[per_position.size() / 2];
     if (!a.json)
-      std::printf("  %-4s logits over the %lld prompt positions: max |error| / max |fp32 logit| = %.2e; most likely token "
-                  "equal at %lld of %lld\n", weight_format_name(f), (long long)logits.size(0), num / den,
-                  (long long)same, (long long)logits.size(0));
+      std::printf("  %-4s logits over the %lld prompt positions: max |error| / max |fp32 logit| = %.2e (median position "
+                  "%.2e); most likely token equal at %lld of %lld\n", weight_format_name(f), (long long)logits.size(0),
+                  num / den, median, (long long)same, (long long)logits.size(0));
     for (int t : threads) {
       set_num_threads(t);
       decode_batch(llm, {prompts[0]}, 2);  // warm: first-touch of the weights, the team started
@@ -212,11 +222,9 @@ void run(const GenerateBenchArgs& a) {
       for (int64_t r = 0; r < a.rounds; ++r) {
         bw = std::max(bw, measure_bandwidth(a.bandwidth_mb, 1));
         bw_ws = std::max(bw_ws, measure_bandwidth(std::max<int64_t>(16, int64_t(total_bytes / double(1 << 20))), 1));
-        profile::enable(a.profile);
-        const double sec = decode_batch(llm, prompts, a.tokens);
+        const double sec = decode_batch(llm, prompts, a.tokens, a.profile);
         best = std::min(best, sec);
         all_rounds += sec;
-        profile::enable(false);
       }
       const double tps = double(a.batch * a.tokens) / best, limit = bw / bytes, limit_ws = bw_ws / bytes;
       nlohmann::json row = {{"weights", weight_format_name(f)}, {"threads", t}, {"batch", a.batch},
@@ -225,7 +233,7 @@ void run(const GenerateBenchArgs& a) {
                             {"share_of_limit", tps / limit}, {"load_average", load_average()},
                             {"working_set_mb", total_bytes / 1e6}, {"working_set_bandwidth_gb_s", bw_ws / 1e9},
                             {"share_of_working_set_limit", tps / limit_ws},
-                            {"logit_rel_error", num / den}};
+                            {"logit_rel_error", num / den}, {"logit_rel_error_median_position", median}};
       rows.push_back(row);
       if (!a.json)
         std::printf("  %-4s %d thread%s: %6.1f tokens/s | DRAM %5.1f GB/s, %6.1f MB active weights/token -> limit %6.1f "
