@@ -33,7 +33,7 @@ ours() {  # prints: first_ms tok_per_s first_cpu_ms tok_per_cpu_s ids...
   first_cpu=$(sed -n 's/.*first token at [0-9.]* ms (\([0-9.]*\) ms CPU).*/\1/p' <<<"$out")
   rate=$(sed -n 's/.*then \([0-9.]*\) tok\/s.*/\1/p' <<<"$out")
   rate_cpu=$(sed -n 's/.*tok\/s (\([0-9.]*\) per CPU second.*/\1/p' <<<"$out")
-  echo "$first $rate $first_cpu $rate_cpu $(head -n1 <<<"$out")"
+  echo "$first $rate $first_cpu $rate_cpu $(grep -v '^ask:' <<<"$out" | head -n1)"
 }
 for r in $(seq 1 "$rounds"); do
   a=$(ours)
