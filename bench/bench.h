@@ -19,6 +19,7 @@ void add_bench_vit(CLI::App& bench);    // vision tower forward images/s
 void add_bench_parquet(CLI::App& bench);  // Parquet text column MB/s, image column decode images/s
 void add_bench_instruct(CLI::App& bench);  // phase-3 training tokens/s, batch or max padding
 void add_bench_decode(CLI::App& bench);    // batched decode step tokens/s at batch 1, 4, 8, 16
+void add_bench_generate(CLI::App& bench);  // decode tokens/s per weight format vs the bandwidth limit
 
 // The decoder the training benchmarks time (and their PyTorch peers build): d_model 256, 4 layers with
 // every layer kind, 8 experts, vocabulary 8192, chunk 64.

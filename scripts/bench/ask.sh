@@ -6,6 +6,7 @@
 # every round, in wall time and in process CPU time (which a busy machine inflates far less); both sides
 # must give the same greedy tokens.
 #   bash scripts/bench/ask.sh [ROUNDS=3] [THREADS=all cores] [MAX_TOKENS=32]
+# WEIGHTS="fp32 bf16 q8" also times tinyvlm with those --weights formats each round (default: fp32 only).
 # TINYVLM_BIN selects the binary (default build/tinyvlm); the model is written once under
 # ${ASK_BENCH_DIR:-/tmp/tinyvlm_ask_bench}.
 set -euo pipefail
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 threads=${2:-$(nproc)}
 max_tokens=${3:-32}
+weights=${WEIGHTS:-fp32}
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got '$rounds'" >&2; exit 1; }
 bin=${TINYVLM_BIN:-build/tinyvlm}
 [ -x "$bin" ] || { echo "no tinyvlm binary at $bin (build first, or set TINYVLM_BIN)" >&2; exit 1; }
@@ -31,7 +33,7 @@ ours() {  # prints: first_ms tok_per_s first_cpu_ms tok_per_cpu_s ids...
   first_cpu=$(sed -n 's/.*first token at [0-9.]* ms (\([0-9.]*\) ms CPU).*/\1/p' <<<"$out")
   rate=$(sed -n 's/.*then \([0-9.]*\) tok\/s.*/\1/p' <<<"$out")
   rate_cpu=$(sed -n 's/.*tok\/s (\([0-9.]*\) per CPU second.*/\1/p' <<<"$out")
-  echo "$first $rate $first_cpu $rate_cpu $(head -n1 <<<"$out")"
+  echo "$first $rate $first_cpu $rate_cpu $(grep -v '^ask:' <<<"$out" | head -n1)"
 }
 for r in $(seq 1 "$rounds"); do
   a=$(ours)
@@ -45,4 +47,10 @@ for r in $(seq 1 "$rounds"); do
        "(no cache $br)  pytorch $pr  | $same"
   echo "         in CPU time: ms   tinyvlm $afc (no cache $bfc)  pytorch $pfc  | tokens/CPU-s  tinyvlm $arc" \
        "(no cache $brc)  pytorch $prc"
+  for w in $weights; do
+    [ "$w" = fp32 ] && continue
+    read -r wf wr wfc wrc wids <<<"$(ours --weights "$w")"
+    wsame=$([ "$(echo $wids)" = "$(echo $pids)" ] && echo "same tokens as pytorch" || echo "tokens differ from pytorch")
+    echo "         --weights $w: first token ms $wf ($wfc CPU)  | then tokens/s $wr ($wrc per CPU-s)  | $wsame"
+  done
 done

@@ -43,6 +43,7 @@ struct AskArgs {
   bool print_ids = false;
   int threads = 0;
   std::vector<std::string> sets;
+  std::string weights = "fp32";
 };
 
 double ms_since(std::chrono::steady_clock::time_point t) {
@@ -57,6 +58,7 @@ void run_ask(AskArgs a) {
   set_num_threads(a.threads);
   VlmSession s = open_vlm_session(a.model, a.config, a.tokenizer, a.sets);
   VisionLanguageModel& vlm = *s.vlm->model;
+  apply_weights_option(vlm.llm(), a.weights, "ask");
   a.gen.stop_ids = {s.eos};
   const std::vector<int32_t> prompt = encode_question_prompt(s.tokenizer, a.prompt);
 
@@ -116,6 +118,7 @@ void add_ask_command(CLI::App& app) {
   cmd->add_option("--image", a->image, "JPEG or PNG file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--prompt", a->prompt, "The question")->required();
   add_sampling_options(cmd, a->gen);
+  add_weights_option(cmd, a->weights);
   cmd->add_flag("--print-ids", a->print_ids, "Print the answer's token ids instead of text");
   cmd->add_option("--set", a->sets, "Override a config key (repeatable)");
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");

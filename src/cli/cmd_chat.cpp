@@ -24,6 +24,7 @@ struct ChatArgs {
   int64_t context = 0;  // text tokens after <image>; 0: instruct_max_seq_len - 1
   int threads = 0;
   std::vector<std::string> sets;
+  std::string weights = "fp32";
 };
 
 struct Exchange {
@@ -36,6 +37,7 @@ void run_chat(ChatArgs a) {
   set_num_threads(a.threads);
   VlmSession s = open_vlm_session(a.model, a.config, a.tokenizer, a.sets);
   VisionLanguageModel& vlm = *s.vlm->model;
+  apply_weights_option(vlm.llm(), a.weights, "chat");
   const tok::Tokenizer& tk = s.tokenizer;
   const int64_t context = a.context > 0 ? a.context : s.vlm->config.get_int("instruct_max_seq_len", 512) - 1;
   if (context < 2) fail("the context of ", context, " tokens is too small");
@@ -162,6 +164,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--image", a->image, "JPEG or PNG file to talk about (or /image FILE in the chat)")
       ->check(CLI::ExistingFile);
   add_sampling_options(cmd, a->gen);
+  add_weights_option(cmd, a->weights);
   cmd->add_option("--context", a->context,
                   "Text tokens the conversation may take after <image> (default: instruct_max_seq_len - 1)");
   cmd->add_option("--set", a->sets, "Override a config key (repeatable)");

@@ -64,12 +64,14 @@ struct GenerateArgs {
   bool print_ids = false;
   int threads = 0;
   std::vector<std::string> sets;
+  std::string weights = "fp32";
 };
 
 void run_generate(const GenerateArgs& a) {
   validate_generation_options(a.gen);
   set_num_threads(a.threads);
   auto m = load_llama(a.model, a.config, a.sets);
+  apply_weights_option(*m->model, a.weights, "generate");
   std::unique_ptr<tok::Tokenizer> tk = checkpoint_tokenizer(a.tokenizer, a.model, m->model_config.vocab_size);
 
   std::vector<int32_t> ids;
@@ -122,11 +124,13 @@ struct PerplexityArgs {
   std::string model, config, text_file, ids_file, tokenizer;
   int threads = 0;
   std::vector<std::string> sets;
+  std::string weights = "fp32";
 };
 
 void run_perplexity(const PerplexityArgs& a) {
   set_num_threads(a.threads);
   auto m = load_llama(a.model, a.config, a.sets);
+  apply_weights_option(*m->model, a.weights, "perplexity");
   std::vector<int32_t> ids;
   if (!a.ids_file.empty()) {
     ids = parse_ids(read_file(a.ids_file), a.ids_file);
@@ -170,6 +174,7 @@ void add_generate_command(CLI::App& app) {
   p->excludes(pi);
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in the checkpoint)");
   add_sampling_options(cmd, a->gen);
+  add_weights_option(cmd, a->weights);
   cmd->add_flag("--print-ids", a->print_ids, "Print token ids instead of text");
   cmd->callback([a] {
     if (a->prompt.empty() && a->prompt_ids.empty()) fail("generate: give --prompt or --prompt-ids");
@@ -186,6 +191,7 @@ void add_perplexity_command(CLI::App& app) {
                 ->check(CLI::ExistingFile);
   t->excludes(i);
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json (default: the one recorded in the checkpoint)");
+  add_weights_option(cmd, a->weights);
   cmd->callback([a] {
     if (a->text_file.empty() && a->ids_file.empty()) fail("perplexity: give --text-file or --ids-file");
     run_perplexity(*a);

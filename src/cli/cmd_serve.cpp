@@ -24,6 +24,7 @@ struct ServeArgs {
   int threads = 0;
   double max_image_mb = 8;
   std::vector<std::string> sets;
+  std::string weights = "fp32";
 };
 
 void run_serve(ServeArgs a) {
@@ -63,12 +64,14 @@ void run_serve(ServeArgs a) {
     served.image_size = vs.vlm->vision_config.image;
     served.image_resize = vs.vlm->vision_config.resize;
     served.vision_tokens = vlm.num_vision_tokens();
+    apply_weights_option(vlm.llm(), a.weights, "serve");
     served.context = a.ctx > 0 ? a.ctx : served.vision_tokens + vs.vlm->config.get_int("instruct_max_seq_len", 512) - 1;
   } else {
     text = load_llama(a.model, a.config, a.sets);
     CheckpointTokenizer ct = require_checkpoint_tokenizer(a.tokenizer, a.model, text->model_config.vocab_size);
     text_tokenizer = std::move(*ct.tokenizer);
     served.llm = text->model.get();
+    apply_weights_option(*text->model, a.weights, "serve");
     served.tokenizer = &text_tokenizer;
     const int32_t eos = text_tokenizer.token_to_id("</s>");
     served.eos = eos >= 0 ? eos : 2;
@@ -122,6 +125,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--alias", a->alias, "Model id to report (default: the checkpoint's file name)");
   cmd->add_option("--set", a->sets, "Override a config key (repeatable)");
   cmd->add_option("--threads", a->threads, "Worker threads (default: all cores)");
+  add_weights_option(cmd, a->weights);
   cmd->callback([a] { run_serve(*a); });
 }
 

@@ -36,3 +36,10 @@
   X(adamw)                     \
   X(adamw_step_multi)          \
   X(clip_grad_norm)
+
+// Forward-only ops of inference (activations f32, weights stored narrower: `--weights bf16|q8`); each
+// needs a `forward` test against the f32 op on the widened weights. One name per weight format covers
+// linear_fwd and linear_grouped_fwd with such weights.
+#define TV_INFERENCE_OPS(X) \
+  X(linear_bf16_weights)    \
+  X(linear_q8_weights)

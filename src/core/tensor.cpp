@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -38,12 +40,14 @@ Storage::~Storage() { backend(device).free(data); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) TV_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+  TV_CHECK(dtype != DType::Q8 || (!shape.empty() && shape.back() % kQ8Block == 0), "a q8 tensor's last dimension must be a multiple of ",
+           kQ8Block, ", got ", shape_str(shape));
   Tensor t;
   t.dtype_ = dtype;
   t.device_ = device;
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
-  t.storage_ = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
+  t.storage_ = std::make_shared<Storage>(dtype_bytes(dtype, size_t(shape_numel(shape))), device);
   return t;
 }
 
@@ -84,7 +88,8 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw() const {
   TV_CHECK(defined(), "access to an undefined tensor");
-  return static_cast<char*>(storage_->data) + offset_ * dtype_size(dtype_);
+  TV_CHECK(dtype_ != DType::Q8 || offset_ % kQ8Block == 0, "a q8 view must start at a block boundary");
+  return static_cast<char*>(storage_->data) + dtype_bytes(dtype_, offset_);
 }
 
 Tensor Tensor::view(const Shape& shape) const {
@@ -174,6 +179,7 @@ static double load_as_double(const void* p, DType t, int64_t i) {
     case DType::I32: return static_cast<const int32_t*>(p)[i];
     case DType::U16: return static_cast<const uint16_t*>(p)[i];
     case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::Q8: break;  // blocks: converted whole by to()
   }
   return 0;
 }
@@ -186,11 +192,40 @@ static void store_from_double(void* p, DType t, int64_t i, double v) {
     case DType::I32: static_cast<int32_t*>(p)[i] = int32_t(v); break;
     case DType::U16: static_cast<uint16_t*>(p)[i] = uint16_t(v); break;
     case DType::U8: static_cast<uint8_t*>(p)[i] = uint8_t(v); break;
+    case DType::Q8: fail("q8 tensors are written whole (Tensor::to), not element by element");
   }
+}
+
+void quantise_q8(BlockQ8* dst, const float* src, int64_t n) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b) {
+    const float* x = src + b * kQ8Block;
+    float amax = 0;
+    for (int64_t j = 0; j < kQ8Block; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+    dst[b].scale = scale;
+    for (int64_t j = 0; j < kQ8Block; ++j)
+      dst[b].q[j] = int8_t(std::clamp(std::nearbyint(x[j] * inv), -127.0f, 127.0f));
+  }
+}
+
+void dequantise_q8(float* dst, const BlockQ8* src, int64_t n) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b)
+    for (int64_t j = 0; j < kQ8Block; ++j) dst[b * kQ8Block + j] = src[b].scale * float(src[b].q[j]);
 }
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
+  if (dtype == DType::Q8 || dtype_ == DType::Q8) {  // f32 <-> q8, whole rows of blocks
+    TV_CHECK(dtype == DType::F32 || dtype_ == DType::F32, "conversion ", dtype_name(dtype_), " -> ", dtype_name(dtype),
+             " is not supported (q8 converts from and to f32)");
+    Tensor src = to(Device::CPU).contiguous();
+    Tensor t = empty(shape_, dtype, Device::CPU);
+    if (dtype == DType::Q8)
+      quantise_q8(static_cast<BlockQ8*>(t.raw()), src.data<float>(), numel());
+    else
+      dequantise_q8(t.data<float>(), static_cast<const BlockQ8*>(src.raw()), numel());
+    return t.to(device_);
+  }
   TV_CHECK(is_float(dtype) && is_float(dtype_), "conversion ", dtype_name(dtype_), " -> ", dtype_name(dtype),
            " is not supported");
   Tensor src = to(Device::CPU).contiguous();
@@ -229,6 +264,7 @@ void Tensor::copy_from(const Tensor& src) {
   TV_CHECK(is_contiguous(), "copy_from into a non-contiguous tensor ", describe());
   size_t es = dtype_size(dtype_);
   if (!src.is_contiguous()) {
+    TV_CHECK(dtype_ != DType::Q8, "strided copy of q8 blocks is not supported");
     TV_CHECK(src.device_ == Device::CPU, "strided copy from device memory is not supported");
     if (device_ == Device::CPU) {
       gather_strided(static_cast<char*>(raw()), static_cast<const char*>(src.raw()), src.shape_, src.strides_, es);

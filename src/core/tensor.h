@@ -46,7 +46,7 @@ class Tensor {
   int ndim() const { return int(shape_.size()); }
   int64_t size(int dim) const;  // negative dims count from the end
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  size_t nbytes() const { return dtype_bytes(dtype_, size_t(numel())); }
   bool is_contiguous() const;
 
   void* raw() const;
@@ -64,7 +64,8 @@ class Tensor {
   Tensor clone() const;
   Tensor contiguous() const;
   Tensor to(Device device) const;
-  Tensor to(DType dtype) const;  // numeric conversion between float types (f32, f64, bf16)
+  // Numeric conversion between float types (f32, f64, bf16), and f32 <-> q8 (quantise_q8 / dequantise_q8).
+  Tensor to(DType dtype) const;
 
   void zero_();
   void fill_(double value);
@@ -79,6 +80,11 @@ class Tensor {
   Device device_ = Device::CPU;
   Shape shape_, strides_;
 };
+
+// Symmetric 8-bit quantisation of rows of n floats (n a multiple of kQ8Block): each block of 32 gets
+// scale = max |x| / 127 and q = round-to-nearest-even(x / scale), so |x - scale * q| <= scale / 2.
+void quantise_q8(BlockQ8* dst, const float* src, int64_t n);
+void dequantise_q8(float* dst, const BlockQ8* src, int64_t n);
 
 // Argument checks shared by ops: name the op and the argument so the message says what was expected.
 void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg);

@@ -28,8 +28,9 @@ const char* st_dtype_name(DType t) {
     case DType::I32: return "I32";
     case DType::U16: return "U16";
     case DType::U8: return "U8";
+    case DType::Q8: break;  // no safetensors dtype: `convert --weights q8` stores the blocks as U8 bytes
   }
-  return "?";
+  fail("safetensors: no dtype for ", dtype_name(t), " tensors (q8 weights are written by `tinyvlm convert --weights q8`)");
 }
 
 }  // namespace

@@ -137,6 +137,20 @@ struct Bf16Kernels {
                                             float grad_scale, int32_t ignore_index) = nullptr;
 };
 
+// Inference linears whose weights are stored narrower than the fp32 activations (`--weights bf16|q8`):
+// y [N, out] = x [N, in] @ w^T (+ b), w [out, in] as bf16 bits or q8 blocks (core/dtype.h BlockQ8), fp32
+// sums. Forward only. All null: the backend has none.
+struct WeightFormatKernels {
+  void (*linear_fwd_bf16)(float* y, const float* x, const uint16_t* w, const float* b, int64_t N, int64_t in,
+                          int64_t out) = nullptr;
+  void (*linear_fwd_q8)(float* y, const float* x, const BlockQ8* w, const float* b, int64_t N, int64_t in,
+                        int64_t out) = nullptr;
+  void (*linear_grouped_fwd_bf16)(float* y, const float* x, const uint16_t* const* w, const int64_t* offsets,
+                                  int64_t groups, int64_t in, int64_t out) = nullptr;
+  void (*linear_grouped_fwd_q8)(float* y, const float* x, const BlockQ8* const* w, const int64_t* offsets,
+                                int64_t groups, int64_t in, int64_t out) = nullptr;
+};
+
 // Which dtypes one op (a name of core/op_list.h) runs in on a backend; both false: explicitly unsupported.
 struct OpSupport {
   std::string op;
@@ -149,6 +163,7 @@ struct KernelBackend {
   KernelTable<float> f32;
   KernelTable<double> f64;
   Bf16Kernels bf16;
+  WeightFormatKernels weights;
   // Whether bf16 matmuls run at full speed here (AVX512-BF16, tensor cores) rather than emulated.
   bool (*bf16_native)() = nullptr;
   // One entry for every op of core/op_list.h (tests/core/test_op_registry.cpp demands it).

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "io/tensor_source.h"
+#include "model/weight_format.h"
 
 namespace tv {
 namespace {
@@ -122,6 +123,7 @@ std::unique_ptr<LoadedLlama> load_llama(const std::string& checkpoint, const std
   }
   out->model_config = mc;
   out->model = std::make_unique<Llama>(mc, out->params);
+  prepare_linear_weights(*out->model, stored_weight_format(f.metadata(), checkpoint));  // `convert --weights`
   out->report = out->params.load(f, prefix);
   return out;
 }

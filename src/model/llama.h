@@ -49,6 +49,7 @@ class Llama {
   const std::string& prefix() const { return prefix_; }
   Param& embedding() { return *emb_; }
   Param& output() { return *out_; }
+  std::vector<LlamaLayer>& layers() { return layers_; }
 
   // ids i32 [N] -> embeddings [N, D]; the backward scatter-adds into the embedding gradient.
   Tensor embed(const Tensor& ids);

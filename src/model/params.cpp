@@ -1,6 +1,7 @@
 #include "model/params.h"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 namespace tv {
@@ -127,6 +128,21 @@ ParamStore::LoadReport ParamStore::load(const TensorSource& file, const std::str
       continue;
     }
     Shape fs = file.shape(fname);
+    if (p.value.dtype() == DType::Q8) {  // stored as its blocks' bytes (model/weight_format.h)
+      const Shape want = {p.value.size(0), p.value.size(1) / kQ8Block * int64_t(sizeof(BlockQ8))};
+      if (fs != want || file.dtype_name(fname) != "U8")
+        fail(file.path(), ": tensor '", fname, "' should be q8 blocks, U8 ", shape_str(want), ", got ",
+             file.dtype_name(fname), " ", shape_str(fs));
+      Tensor t = file.get(fname);
+      std::memcpy(p.value.raw(), t.raw(), p.value.nbytes());
+      used.insert(fname);
+      ++r.loaded;
+      continue;
+    }
+    if (p.value.dtype() == DType::F32 && file.dtype_name(fname) != "F32" && file.metadata().count("weights"))
+      fail(file.path(), ": tensor '", fname, "' is stored ", file.dtype_name(fname), " by `convert --weights ",
+           file.metadata().at("weights"), "`: such a checkpoint runs forward only (generate, perplexity, ask, chat, "
+           "serve) and cannot be trained or loaded as fp32; train from the checkpoint it was converted from");
     if (fs != p.value.shape() && !(shape_numel(fs) == 1 && p.value.numel() == 1))
       fail(file.path(), ": tensor '", fname, "' has shape ", shape_str(fs), ", the model expects ",
            shape_str(p.value.shape()));

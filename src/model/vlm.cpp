@@ -7,6 +7,7 @@
 #include "data/image.h"
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
+#include "model/weight_format.h"
 
 namespace tv {
 
@@ -195,6 +196,7 @@ std::unique_ptr<LoadedVlm> load_vlm(const std::string& checkpoint, const std::st
   out->vision_config = vc;
   out->model = std::make_unique<VisionLanguageModel>(mc, vc, out->params);
   out->params.set_trainable("", false);  // inference: no gradient memory
+  prepare_linear_weights(out->model->llm(), stored_weight_format(file->metadata(), checkpoint));  // `convert --weights`
   out->report = out->params.load(*file, *prefix);
   return out;
 }

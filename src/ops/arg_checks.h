@@ -31,6 +31,14 @@ inline std::unique_ptr<bool[]> overwrite_flags(const std::vector<ops::GradMode>&
   return over;
 }
 
+// Weights stored for inference (`--weights bf16|q8`) run forward only: a backward or update refuses them.
+inline bool is_inference_weight(const Tensor& w) { return w.dtype() == DType::BF16 || w.dtype() == DType::Q8; }
+inline void refuse_inference_weight(const Tensor& w, const char* op) {
+  if (w.defined() && is_inference_weight(w))
+    fail(op, ": the weight is ", dtype_name(w.dtype()), ", converted for inference (--weights ",
+         w.dtype() == DType::Q8 ? "q8" : "bf16", "); a converted model runs forward only and cannot be trained");
+}
+
 // Rows of a tensor normalised over its last dim: every dim but the last.
 inline int64_t leading_rows(const Tensor& x) { return x.ndim() == 0 || x.size(-1) == 0 ? 0 : x.numel() / x.size(-1); }
 

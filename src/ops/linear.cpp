@@ -40,9 +40,31 @@ static void check_linear(const char* op, const Tensor& x, const Tensor& w, const
   for (const Tensor* t : {&x, &w, &y}) check_contiguous(*t, op, "argument");
 }
 
+// y = x @ w^T (+ b) with f32 x, y, b and w stored as bf16 or q8 (inference weights).
+static void linear_fwd_inference(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b, const char* op) {
+  TV_CHECK(x.ndim() == 2 && w.ndim() == 2, op, ": x [N,in] and w [out,in] expected, got ", x.describe(), ", ",
+           w.describe());
+  const int64_t N = x.size(0), in = x.size(1), out = w.size(0);
+  check_arg(w, op, "w", {out, in}, w.dtype());
+  check_arg(x, op, "x", {N, in}, DType::F32);
+  check_arg(y, op, "y", {N, out}, DType::F32);
+  if (b && b->defined()) check_arg(*b, op, "b", {out}, DType::F32);
+  const Device dev = common_device(op, &y, &x, &w, b);
+  const bool q8 = w.dtype() == DType::Q8;
+  const KernelBackend& kb = kernel_backend(dev);
+  require_support(kb, q8 ? "linear_q8_weights" : "linear_bf16_weights", DType::F32, op);
+  if (q8)
+    TV_KERNEL(kb.weights, linear_fwd_q8)(y.data<float>(), x.data<float>(), static_cast<const BlockQ8*>(w.raw()),
+                                         ptr_or_null<float>(b), N, in, out);
+  else
+    TV_KERNEL(kb.weights, linear_fwd_bf16)(y.data<float>(), x.data<float>(), static_cast<const uint16_t*>(w.raw()),
+                                           ptr_or_null<float>(b), N, in, out);
+}
+
 void linear_fwd(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
   TV_PROFILE("linear_fwd");
   const char* op = "linear_fwd";
+  if (is_inference_weight(w) && x.dtype() == DType::F32) return linear_fwd_inference(y, x, w, b, op);
   check_linear(op, x, w, b, y);
   const Device dev = common_device(op, &y, &x, &w, b);
   TV_DISPATCH(dev, "linear", x.dtype(), op,
@@ -55,6 +77,7 @@ void linear_bwd(Tensor* dx, Tensor* dw, Tensor* db, const Tensor& dy, const Tens
   TV_PROFILE("linear_bwd");
   const bool over = dx_mode == GradMode::Overwrite, dw_over = dw_mode == GradMode::Overwrite;
   const char* op = "linear_bwd";
+  refuse_inference_weight(w, op);
   if (dy.dtype() == DType::BF16 && x.dtype() == DType::F32) {  // bf16 gradient: bf16 products
     TV_CHECK(x.ndim() == 2 && w.ndim() == 2 && w.size(1) == x.size(1), op, ": x [N,in] and w [out,in] expected, got ",
              x.describe(), ", ", w.describe());
@@ -95,6 +118,7 @@ void linear_bwd_shared_input(Tensor* dx, const std::vector<Tensor*>& dw, const s
   const std::unique_ptr<bool[]> dw_over = overwrite_flags(dw_modes, n);
   for (size_t i = 0; i < n; ++i) {
     TV_CHECK(w[i] && dy[i], op, ": null weight or output gradient");
+    refuse_inference_weight(*w[i], op);
     check_linear(op, x, *w[i], nullptr, *dy[i]);
     if (dw[i]) check_shape(*dw[i], w[i]->shape(), op, "dw");
     outs.push_back(w[i]->size(0));

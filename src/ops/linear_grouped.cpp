@@ -9,8 +9,9 @@ namespace tv::ops {
 
 namespace {
 
+// w_dtype: the weights' dtype when it differs from x's (inference weights), else x's.
 Device check_grouped(const char* op, const Tensor& x, const std::vector<const Tensor*>& w,
-                   const std::vector<int64_t>& offsets, const Tensor& y) {
+                   const std::vector<int64_t>& offsets, const Tensor& y, DType w_dtype) {
   TV_CHECK(x.ndim() == 2, op, ": x [rows, in] expected, got ", x.describe());
   TV_CHECK(!w.empty() && offsets.size() == w.size() + 1, op, ": ", w.size(), " weights need ", w.size() + 1,
            " offsets, got ", offsets.size());
@@ -24,7 +25,7 @@ Device check_grouped(const char* op, const Tensor& x, const std::vector<const Te
   for (const Tensor* t : w) {
     TV_CHECK(t != nullptr, op, ": null weight");
     check_shape(*t, {out, in}, op, "w[g]");
-    check_same_dtype(x, *t, op);
+    if (t->dtype() != w_dtype) fail(op, ": w[g] should be ", dtype_name(w_dtype), ", got ", t->describe());
     check_contiguous(*t, op, "w[g]");
   }
   check_shape(y, {x.size(0), out}, op, "y");
@@ -49,7 +50,30 @@ void linear_grouped_fwd(Tensor& y, const Tensor& x, const std::vector<const Tens
                         const std::vector<int64_t>& offsets) {
   TV_PROFILE("linear_grouped_fwd");
   const char* op = "linear_grouped_fwd";
-  const Device dev = check_grouped(op, x, w, offsets, y);
+  if (!w.empty() && w[0] && is_inference_weight(*w[0]) && x.dtype() == DType::F32) {
+    const DType wt = w[0]->dtype();
+    for (const Tensor* t : w) {
+      TV_CHECK(t != nullptr, op, ": null weight");
+      TV_CHECK(t->dtype() == wt, op, ": every weight should be ", dtype_name(wt), ", got ", t->describe());
+    }
+    const Device dev = check_grouped(op, x, w, offsets, y, wt);
+    const KernelBackend& kb = kernel_backend(dev);
+    std::vector<const void*> p;
+    for (const Tensor* t : w) p.push_back(t->raw());
+    if (wt == DType::Q8) {
+      require_support(kb, "linear_q8_weights", DType::F32, op);
+      TV_KERNEL(kb.weights, linear_grouped_fwd_q8)(y.data<float>(), x.data<float>(),
+                                                   reinterpret_cast<const BlockQ8* const*>(p.data()), offsets.data(),
+                                                   int64_t(w.size()), x.size(1), y.size(1));
+    } else {
+      require_support(kb, "linear_bf16_weights", DType::F32, op);
+      TV_KERNEL(kb.weights, linear_grouped_fwd_bf16)(y.data<float>(), x.data<float>(),
+                                                     reinterpret_cast<const uint16_t* const*>(p.data()),
+                                                     offsets.data(), int64_t(w.size()), x.size(1), y.size(1));
+    }
+    return;
+  }
+  const Device dev = check_grouped(op, x, w, offsets, y, x.dtype());
   TV_DISPATCH(dev, "linear_grouped", x.dtype(), op,
                     TV_KERNEL(KT, linear_grouped_fwd)(y.data<T>(), x.data<T>(), weight_ptrs<T>(w).data(), offsets.data(),
                                                int64_t(w.size()), x.size(1), y.size(1)));
@@ -60,7 +84,9 @@ void linear_grouped_bwd(Tensor* dx, const std::vector<Tensor*>& dw, const Tensor
                         const std::vector<GradMode>& dw_modes) {
   TV_PROFILE("linear_grouped_bwd");
   const char* op = "linear_grouped_bwd";
-  const Device dev = check_grouped(op, x, w, offsets, dy);
+  for (const Tensor* t : w)
+    if (t) refuse_inference_weight(*t, op);
+  const Device dev = check_grouped(op, x, w, offsets, dy, x.dtype());
   TV_CHECK(dw.size() == w.size(), op, ": ", w.size(), " weights but ", dw.size(), " weight gradients");
   TV_CHECK(dw_modes.empty() || dw_modes.size() == w.size(), op, ": ", w.size(), " weights but ", dw_modes.size(),
            " weight gradient modes");

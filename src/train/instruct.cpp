@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/tensor_source.h"
 #include "model/checkpoint.h"
+#include "model/weight_format.h"
 #include "tokenizer/bpe.h"
 #include "train/evaluate.h"
 #include "train/image_features.h"
@@ -54,6 +55,7 @@ InstructResult instruct(const InstructOptions& a) {
   if (a.data.empty()) fail("instruct: an instruction data file is required (--data)");
   if (a.out.empty()) fail("instruct: an output folder is required (--out)");
   std::unique_ptr<LoadedVlm> m = load_vlm(a.model, a.config, a.sets);
+  require_trainable_weights(m->model->llm(), a.model);
   const Config& cfg = m->config;
   VisionLanguageModel& vlm = *m->model;
   const std::string src = cfg.source();

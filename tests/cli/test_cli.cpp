@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/tensor_source.h"
 #include "model/llama.h"
 #include "train/trainer.h"
 
@@ -258,5 +259,68 @@ TEST(CliConvert, PtToSafetensorsLoadsWithoutConfig) {
   Result nodir = run("convert " + kTinyPt + " " + (dir / "no" / "x.safetensors").string());
   EXPECT_EQ(nodir.code, 1);
   EXPECT_NE(nodir.out.find("does not exist"), std::string::npos) << nodir.out;
+  fs::remove_all(dir);
+}
+
+// --weights bf16 and q8: perplexity close to fp32's, generate runs, bad names and a q8-incompatible model
+// refused with messages that say why.
+TEST(CliWeights, PerplexityAndGenerateInBf16AndQ8) {
+  fs::path dir = fs::temp_directory_path() / ("tinyvlm_cli_weights_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  Config c = Config::from_string(kConfig);
+  c.set_override("d_expert=32");  // every input a multiple of 32, as q8 needs
+  c.set_override("d_ff_standard=64");
+  ParamStore params;
+  Llama model(ModelConfig::from(c), params);
+  Rng rng(4);
+  model.init_weights(rng);
+  const std::string ckpt = (dir / "model.safetensors").string();
+  save_model(ckpt, params, {{"config", c.to_toml()}});
+  write_file_atomic((dir / "ids.txt").string(), "1 5 9 13 2 7 7 30 41 8 3 3\n");
+  const std::string ppl = "perplexity --model " + ckpt + " --ids-file " + (dir / "ids.txt").string() + " --threads 1";
+  std::map<std::string, double> ce;
+  for (const char* w : {"fp32", "bf16", "q8"}) {
+    Result r = run(ppl + " --weights " + w, false);
+    ASSERT_EQ(r.code, 0) << w << ": " << r.out;
+    ce[w] = nlohmann::json::parse(r.out.substr(r.out.find('{')))["cross_entropy"].get<double>();
+  }
+  EXPECT_NEAR(ce["bf16"], ce["fp32"], 0.01 * ce["fp32"]);
+  EXPECT_NEAR(ce["q8"], ce["fp32"], 0.03 * ce["fp32"]);
+  EXPECT_NE(ce["q8"], ce["fp32"]);  // converted, not ignored
+  // Stored converted by `convert --weights q8`: loads as such (the same figures), a third of the bytes
+  // of fp32 and more, and refuses to load as fp32 parameters (training).
+  const std::string q8file = (dir / "q8.safetensors").string();
+  Result cv = run("convert " + ckpt + " " + q8file + " --weights q8");
+  ASSERT_EQ(cv.code, 0) << cv.out;
+  EXPECT_LT(fs::file_size(q8file), fs::file_size(ckpt) / 2);
+  Result stored = run("perplexity --model " + q8file + " --ids-file " + (dir / "ids.txt").string() + " --threads 1", false);
+  ASSERT_EQ(stored.code, 0) << stored.out;
+  EXPECT_EQ(nlohmann::json::parse(stored.out.substr(stored.out.find('{')))["cross_entropy"].get<double>(), ce["q8"]);
+  {
+    ParamStore fresh;
+    Llama again(ModelConfig::from(c), fresh);
+    try {
+      fresh.load(*open_tensor_file(q8file));
+      ADD_FAILURE() << "a q8 checkpoint loaded into fp32 parameters";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot be trained"), std::string::npos) << e.what();
+    }
+  }
+  Result again = run("perplexity --model " + q8file + " --ids-file " + (dir / "ids.txt").string() + " --weights bf16");
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.out.find("already q8"), std::string::npos) << again.out;
+  EXPECT_NE(run("convert " + ckpt + " " + (dir / "part.safetensors").string() + " --weights q8 --match mha").code, 0);
+  Result g = run("generate --model " + ckpt + " --prompt-ids \"4 8 15\" --max-tokens 5 --print-ids --threads 1 --weights q8");
+  ASSERT_EQ(g.code, 0) << g.out;
+  EXPECT_NE(g.out.find("decoder linear weights in q8"), std::string::npos) << g.out;
+  Result bad = run(ppl + " --weights int4");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--weights must be fp32, bf16 or q8"), std::string::npos) << bad.out;
+  // d_expert 24: the experts' down projections cannot be cut into blocks of 32.
+  fs::create_directories(dir / "odd");
+  const std::string odd = make_checkpoint(dir / "odd");
+  Result q = run("perplexity --model " + odd + " --ids-file " + (dir / "ids.txt").string() + " --weights q8");
+  EXPECT_NE(q.code, 0);
+  EXPECT_NE(q.out.find("multiple of 32"), std::string::npos) << q.out;
   fs::remove_all(dir);
 }

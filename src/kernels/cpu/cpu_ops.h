@@ -60,6 +60,19 @@ void linear_bwd(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_
 // The same with dy in bf16: both products run with bf16 operands (x and w rounded, fp32 sums).
 void linear_bwd_bf16dy(float* dx, float* dw, const uint16_t* dy, const float* x, const float* w, int64_t N,
                        int64_t in, int64_t out, bool dx_overwrite = false, bool dw_overwrite = false);
+// Inference linears with fp32 x [N, in] and weights w [out, in] stored as bf16 (bits) or q8 blocks, y = x @ w^T
+// (+ b), fp32 sums (kernels/cpu/linear_weights.cpp). Grouped: as linear_grouped_fwd.
+void linear_fwd_bf16w(float* y, const float* x, const uint16_t* w, const float* b, int64_t N, int64_t in, int64_t out);
+void linear_fwd_q8w(float* y, const float* x, const BlockQ8* w, const float* b, int64_t N, int64_t in, int64_t out);
+void linear_grouped_fwd_bf16w(float* y, const float* x, const uint16_t* const* w, const int64_t* offsets,
+                              int64_t groups, int64_t in, int64_t out);
+void linear_grouped_fwd_q8w(float* y, const float* x, const BlockQ8* const* w, const int64_t* offsets, int64_t groups,
+                            int64_t in, int64_t out);
+// The instruction set of those kernels: the best the CPU has (AVX512-F/BW/VL, else AVX2), unless tests
+// select a lower one to run its path here.
+enum class WeightKernelIsa { Scalar, Avx2, Avx512 };
+WeightKernelIsa weight_kernel_isa();
+void set_weight_kernel_isa(WeightKernelIsa isa);
 // Several linears fed by the same x [N, in] (q, k and v; gate and up): dx (+)= sum_i dy_i @ w_i and
 // dw_i (+)= dy_i^T @ x, w_i [outs[i], in]; the weight gradients of each mode in one grouped call, which
 // with bf16 matmuls packs x once for all of them. dw_overwrite: per linear, or null (all accumulate).

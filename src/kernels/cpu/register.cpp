@@ -1,5 +1,5 @@
 // The CPU backend's registration: every kernel of this folder in the tables of kernels/kernel_table.h,
-// and the ops it runs (all of core/op_list.h, in f32 and f64).
+// and the ops it runs (all of core/op_list.h, in f32 and f64; the inference ops in f32).
 #include "core/op_list.h"
 #include "kernels/cpu/cpu_ops.h"
 
@@ -70,10 +70,17 @@ KernelBackend make_backend() {
   b.bf16.cross_entropy_with_grad = &cross_entropy_with_grad_bf16;
   b.bf16.linear_cross_entropy_with_grad = &linear_cross_entropy_with_grad_bf16;
   b.bf16_native = &gemm_bf16_native;
+  b.weights.linear_fwd_bf16 = &linear_fwd_bf16w;
+  b.weights.linear_fwd_q8 = &linear_fwd_q8w;
+  b.weights.linear_grouped_fwd_bf16 = &linear_grouped_fwd_bf16w;
+  b.weights.linear_grouped_fwd_q8 = &linear_grouped_fwd_q8w;
 #define TV_CPU_RUNS(op) b.ops.push_back({#op, true, true});
   TV_DIFFERENTIABLE_OPS(TV_CPU_RUNS)
   TV_UPDATE_OPS(TV_CPU_RUNS)
 #undef TV_CPU_RUNS
+#define TV_CPU_RUNS_F32(op) b.ops.push_back({#op, true, false});
+  TV_INFERENCE_OPS(TV_CPU_RUNS_F32)
+#undef TV_CPU_RUNS_F32
   return b;
 }
 
