@@ -95,23 +95,27 @@ double active_weight_bytes(Llama& llm) {
   return bytes + double(llm.output().value.nbytes());
 }
 
-// Decodes `tokens` new tokens after each prompt, greedy, no stop id; returns the seconds of the decode
-// steps (prefill excluded). Today the sequences run one after the other; once the generator has a
-// batched decode step, this is the one place to call it (one weight pass for all of them).
-// With `profile`, the op profile records the decode steps only.
+// Decodes `tokens` new tokens after each prompt, greedy, no stop id, all the sequences together through
+// the batched decode step (one weight pass per step for all of them); returns the seconds of the decode
+// steps (prefill excluded). With `profile`, the op profile records the decode steps only.
 double decode_batch(Llama& llm, const std::vector<std::vector<int32_t>>& prompts, int64_t tokens, bool profile = false) {
   GenerationOptions go;
   go.max_new_tokens = tokens;
   Generator g(llm, go);
-  double seconds = 0;
-  for (const std::vector<int32_t>& p : prompts) {
-    GenerationState s = g.start(Tensor(), p);
-    profile::enable(profile);
-    const auto t0 = std::chrono::steady_clock::now();
-    g.run(s);
-    seconds += seconds_since(t0);
-    profile::enable(false);
+  std::vector<GenerationState> states;
+  states.reserve(prompts.size());
+  for (const std::vector<int32_t>& p : prompts) states.push_back(g.start(Tensor(), p));
+  std::vector<BatchEntry> batch;
+  for (GenerationState& s : states) batch.push_back({&g, &s, -1});
+  profile::enable(profile);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (bool running = true; running;) {
+    step_batch(batch);
+    running = false;
+    for (const GenerationState& s : states) running = running || !s.done();
   }
+  const double seconds = seconds_since(t0);
+  profile::enable(false);
   return seconds;
 }
 
@@ -270,7 +274,7 @@ void add_bench_generate(CLI::App& bench) {
   cmd->add_option("--prompt", a->prompt, "Prompt tokens per sequence")->capture_default_str();
   cmd->add_option("--tokens", a->tokens, "New tokens per sequence")->capture_default_str();
   cmd->add_option("--rounds", a->rounds, "Timed rounds (the best is reported)")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "Sequences per round (decoded one after the other until the batched step lands)")
+  cmd->add_option("--batch", a->batch, "Sequences per round, decoded together by the batched decode step")
       ->capture_default_str();
   cmd->add_option("--bandwidth-mb", a->bandwidth_mb, "MiB streamed by the bandwidth measurement")->capture_default_str();
   cmd->add_flag("--json", a->json, "One JSON array instead of text");
