@@ -92,7 +92,7 @@ instruct_coco_only = false
 struct DemoArgs {
   std::string out = "runs/demo";
   int64_t steps = 300, documents = 4000, align_steps = 300, images = 400, instruct_steps = 150;
-  int64_t dpo_steps = 60;
+  int64_t dpo_steps = 100;
   bool check_answers = true;
   int threads = 0;
 };

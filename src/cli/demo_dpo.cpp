@@ -60,8 +60,8 @@ DemoDpoResult run_demo_dpo(const DemoDpoOptions& o) {
   d.steps = o.steps;
   d.threads = -1;
   d.sets = {"dpo_batch_size=16",   "dpo_max_seq_len=" + std::to_string(kMaxSeqLen),
-            "dpo_learning_rate=5e-4", "dpo_warmup_steps=5",
-            "dpo_beta=0.1",        "dpo_val_every=20",
+            "dpo_learning_rate=3e-3", "dpo_warmup_steps=5",
+            "dpo_beta=0.5",        "dpo_val_every=20",
             "dpo_val_batches=4",   "dpo_log_interval=10"};
   fs::remove_all(d.out);  // a fresh run each time
   const DpoEvalStats before = own_preference(o.instruct_checkpoint, r.held_out_file, o.images);

@@ -18,7 +18,7 @@ struct DemoDpoOptions {
   std::string cache_features;       // the demo's feature cache ("" for none)
   const SyntheticCaptionSet* set = nullptr;
   size_t train_images = 0;          // images [0, train_images) train; the rest are held out
-  int64_t steps = 60;
+  int64_t steps = 100;
 };
 
 struct DemoDpoExample {
