@@ -18,6 +18,7 @@ void add_bench_image(CLI::App& bench);  // decode + preprocess images/s, 1 threa
 void add_bench_vit(CLI::App& bench);    // vision tower forward images/s
 void add_bench_parquet(CLI::App& bench);  // Parquet text column MB/s, image column decode images/s
 void add_bench_instruct(CLI::App& bench);  // phase-3 training tokens/s, batch or max padding
+void add_bench_dpo(CLI::App& bench);  // phase-4 pairs/s and peak memory, live or precomputed reference
 
 // The decoder the training benchmarks time (and their PyTorch peers build): d_model 256, 4 layers with
 // every layer kind, 8 experts, vocabulary 8192, chunk 64.

@@ -15,6 +15,7 @@ void add_bench_command(CLI::App& app) {
   tv::bench::add_bench_vit(*bench);
   tv::bench::add_bench_parquet(*bench);
   tv::bench::add_bench_instruct(*bench);
+  tv::bench::add_bench_dpo(*bench);
 }
 
 }  // namespace tv::cli

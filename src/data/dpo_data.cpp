@@ -79,7 +79,7 @@ void read_image(const json& v, DpoRecord& rec, const std::string& where) {
   auto from_string = [&](const std::string& s) {
     if (s.rfind("data:", 0) == 0) {
       const size_t comma = s.find(',');
-      if (comma == std::string::npos || s.compare(comma - 7, 7, ";base64") != 0 || comma < 7) {
+      if (comma == std::string::npos || comma < 7 || s.compare(comma - 7, 7, ";base64") != 0) {
         rec.image_error = "the image data URL is not base64 (data:image/...;base64,...)";
         return;
       }

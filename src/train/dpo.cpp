@@ -1,5 +1,7 @@
 #include "train/dpo.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -129,7 +131,8 @@ void precompute_split(VisionLanguageModel& ref, ImageFeatureSource& features, co
   std::vector<std::string> plan(images.begin() + s.done, images.end());
   ImageFeatureStream stream(features, plan);
   const int64_t start = s.done;
-  auto t_saved = clock::now(), t0 = clock::now();
+  auto t_saved = clock::now(), t0 = clock::now(), t_line = clock::now();
+  const bool tty = isatty(fileno(stderr));
   std::vector<int32_t> ids, labels;
   while (!stream.done()) {
     std::vector<size_t> used;
@@ -149,18 +152,20 @@ void precompute_split(VisionLanguageModel& ref, ImageFeatureSource& features, co
       computed += m;
     }
     s.done = done;
-    if (!quiet) {
+    // A progress line rewritten in place on a terminal; in a log, one line every 10 s and at the end.
+    if (!quiet && (tty || s.done == n || std::chrono::duration<double>(clock::now() - t_line).count() >= 10)) {
       const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-      std::fprintf(stderr, "\rdpo: reference log-probs, %s pairs %lld/%lld (%.1f pairs/s)", what, (long long)s.done,
-                   (long long)n, dt > 0 ? double(s.done - start) / dt : 0.0);
+      std::fprintf(stderr, "%sdpo: reference log-probs, %s pairs %lld/%lld (%.1f pairs/s)%s", tty ? "\r\033[K" : "", what,
+                   (long long)s.done, (long long)n, dt > 0 ? double(s.done - start) / dt : 0.0, tty ? "" : "\n");
       std::fflush(stderr);
+      t_line = clock::now();
     }
     if (std::chrono::duration<double>(clock::now() - t_saved).count() >= 30) {
       save();
       t_saved = clock::now();
     }
   }
-  if (!quiet) std::fprintf(stderr, "\n");
+  if (!quiet && tty) std::fprintf(stderr, "\n");
 }
 
 }  // namespace
