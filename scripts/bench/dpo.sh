@@ -40,5 +40,8 @@ for key, name, fmt in (("pairs_per_s", "pairs/s", "10.2f"), ("peak_rss_mib", "pe
               f"{statistics.median(ratios):6.2f}x")
 for i, impl in ((0, "tinyvlm"), (2, "PyTorch")):
     gain = [r[i + 1]["pairs_per_s"] / r[i]["pairs_per_s"] for r in rounds]
-    print(f"{impl}: precomputed instead of live reference: {statistics.median(gain):.2f}x pairs/s")
+    print(f"{impl}: precomputed instead of live reference: {statistics.median(gain):.2f}x pairs/s "
+          f"(per round: {', '.join(f'{g:.2f}x' for g in gain)})")
+print("per round, pairs/s (tinyvlm live, precomputed; PyTorch live, precomputed): " +
+      "; ".join(", ".join(f"{x['pairs_per_s']:.2f}" for x in r) for r in rounds))
 PY
