@@ -346,7 +346,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--instruct-steps", a->instruct_steps, "Phase-3 steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--dpo-steps", a->dpo_steps, "Phase-4 (DPO) steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("!--no-answer-check", a->check_answers,
-                "Do not fail when the answers do not beat the majority baseline (for scaled-down runs)");
+                "Do not fail when the answers do not beat the majority baseline or DPO does not raise the held-out "
+                "preference accuracy (for scaled-down runs)");
   add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_demo(*a); });
 }
