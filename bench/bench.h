@@ -20,6 +20,7 @@ void add_bench_parquet(CLI::App& bench);  // Parquet text column MB/s, image col
 void add_bench_instruct(CLI::App& bench);  // phase-3 training tokens/s, batch or max padding
 void add_bench_decode(CLI::App& bench);    // batched decode step tokens/s at batch 1, 4, 8, 16
 void add_bench_generate(CLI::App& bench);  // decode tokens/s per weight format vs the bandwidth limit
+void add_bench_dpo(CLI::App& bench);  // phase-4 pairs/s and peak memory, live or precomputed reference
 
 // The decoder the training benchmarks time (and their PyTorch peers build): d_model 256, 4 layers with
 // every layer kind, 8 experts, vocabulary 8192, chunk 64.

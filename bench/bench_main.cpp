@@ -17,6 +17,7 @@ void add_bench_command(CLI::App& app) {
   tv::bench::add_bench_instruct(*bench);
   tv::bench::add_bench_decode(*bench);
   tv::bench::add_bench_generate(*bench);
+  tv::bench::add_bench_dpo(*bench);
 }
 
 }  // namespace tv::cli

@@ -615,3 +615,54 @@ def phase3_loss(logits: torch.Tensor, labels: torch.Tensor, num_vision_tokens: i
     pred = logits[:, num_vision_tokens - 1: num_vision_tokens - 1 + s - 1, :]
     target = labels[:, 1:]
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+# --------------------------------------------------------------------------- preference tuning (phase 4)
+
+
+def dpo_sample(prompt_tokens: list[int], response_tokens: list[int], image_id: int, max_seq_len: int,
+               pad_id: int = PAD_ID) -> tuple[list[int], list[int], int]:
+    """The original's DPODataset._process_sample (preference_tuning/dataset.py) on already tokenized text
+    (prompt = encode(" USER: " + q + " ASSISTANT:"), response = encode(" " + answer)): [<image>] + prompt +
+    response, labels IGNORE_INDEX over <image> and the prompt; both cut to max_seq_len - 1, then EOS appended
+    (labelled); right-padded with pad_id (labels IGNORE_INDEX). Returns (ids, labels, unpadded length)."""
+    ids = [image_id] + list(prompt_tokens) + list(response_tokens)
+    prompt_len = 1 + len(prompt_tokens)
+    labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]
+    ids, labels = ids[: max_seq_len - 1] + [EOS_ID], labels[: max_seq_len - 1] + [EOS_ID]
+    n = len(ids)
+    return ids + [pad_id] * (max_seq_len - n), labels + [IGNORE_INDEX] * (max_seq_len - n), n
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, num_vision_tokens: int) -> torch.Tensor:
+    """The original's compute_log_probs (preference_tuning/run.py) with its 195 = 196 - 1 generalised:
+    logits[:, nv-1+t] predicts labels[:, t+1]; the log-probabilities of the labelled targets, summed per row."""
+    s = labels.shape[1]
+    shift_logits = logits[:, num_vision_tokens - 1: num_vision_tokens - 1 + s - 1, :]
+    shift_labels = labels[:, 1:]
+    log_softmax = F.log_softmax(shift_logits, dim=-1)
+    mask = shift_labels != IGNORE_INDEX
+    safe = shift_labels.masked_fill(~mask, 0)
+    token_logps = log_softmax.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * mask.to(log_softmax.dtype)
+    return token_logps.sum(-1)
+
+
+def dpo_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor, beta: float,
+             kind: str = "sigmoid") -> tuple[torch.Tensor, dict]:
+    """Mean over the pairs. h = (pc - rc) - (pr - rr). sigmoid: the original's -logsigmoid(beta * h);
+    ipo: (h - 1 / (2 beta))^2 (on summed log-probs); hinge: relu(1 - beta * h). Metrics as the original:
+    accuracy (beta * h > 0), chosen / rejected rewards (beta * log-ratio, means) and their margin."""
+    h = (pc - rc) - (pr - rr)
+    if kind == "sigmoid":
+        losses = -F.logsigmoid(beta * h)
+    elif kind == "ipo":
+        losses = (h - 1 / (2 * beta)) ** 2
+    elif kind == "hinge":
+        losses = torch.relu(1 - beta * h)
+    else:
+        raise ValueError(kind)
+    chosen_reward = beta * (pc - rc).detach().mean()
+    rejected_reward = beta * (pr - rr).detach().mean()
+    metrics = {"accuracy": (beta * h > 0).float().mean().item(), "chosen_reward": chosen_reward.item(),
+               "rejected_reward": rejected_reward.item(), "margin": (chosen_reward - rejected_reward).item()}
+    return losses.mean(), metrics

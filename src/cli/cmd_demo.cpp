@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/demo_dpo.h"
 #include "cli/train_options.h"
 #include "cli/demo_report.h"
 #include "core/parallel.h"
@@ -92,6 +93,7 @@ instruct_coco_only = false
 struct DemoArgs {
   std::string out = "runs/demo";
   int64_t steps = 300, documents = 4000, align_steps = 300, images = 400, instruct_steps = 150;
+  int64_t dpo_steps = 100;
   bool check_answers = true;
   int threads = 0;
 };
@@ -339,6 +341,23 @@ void run_demo(const DemoArgs& a) {
                                " (", kinds, "); majority-answer baseline ", base, "/", asked));
     report.add(p3);
   }
+  std::fprintf(stderr, "%s", banner("phase 4: preference-tune (DPO) on correct vs wrong answers about the images").c_str());
+  DemoDpoOptions dpo_opt;
+  dpo_opt.out = a.out;
+  dpo_opt.instruct_checkpoint = checkpoint_path(io.out, "best");
+  dpo_opt.images = io.images;
+  dpo_opt.cache_features = ao.cache_features;
+  dpo_opt.set = &set;
+  dpo_opt.train_images = n_train_images;
+  dpo_opt.steps = a.dpo_steps;
+  const DemoDpoResult dpo_r = run_demo_dpo(dpo_opt);
+  for (const DemoDpoExample& e : dpo_r.examples)
+    std::printf("%s: %s  chosen: %s  rejected: %s  log p(chosen) - log p(rejected): %.2f -> %.2f\n", e.image.c_str(),
+                e.question.c_str(), e.chosen.c_str(), e.rejected.c_str(), e.before, e.after);
+  std::printf("held-out preference accuracy (%lld pairs on %zu held-out images): %.1f%% before DPO -> %.1f%% after "
+              "(reward accuracy against the reference %.1f%%; %lld training pairs, %lld steps, %.0f s)\n",
+              (long long)dpo_r.held_out_pairs, held_out, 100 * dpo_r.before, 100 * dpo_r.after, 100 * dpo_r.reward_accuracy,
+              (long long)dpo_r.train_pairs, (long long)dpo_r.steps, dpo_r.seconds);
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
   std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
   auto verdict = [](bool ok) { return ok ? "fell" : "did NOT fall"; };
@@ -350,6 +369,7 @@ void run_demo(const DemoArgs& a) {
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");
   if (!fell3) fail("the demo's phase-3 validation loss did not fall");
   if (!beat && a.check_answers) fail("the demo's phase-3 answers did not beat the majority-answer baseline");
+  if (!dpo_r.raised() && a.check_answers) fail("the demo's DPO did not raise the held-out preference accuracy");
 }
 
 }  // namespace
@@ -363,8 +383,10 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--align-steps", a->align_steps, "Phase-2 steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--images", a->images, "Synthetic images for phases 2 and 3")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--instruct-steps", a->instruct_steps, "Phase-3 steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--dpo-steps", a->dpo_steps, "Phase-4 (DPO) steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("!--no-answer-check", a->check_answers,
-                "Do not fail when the answers do not beat the majority baseline (for scaled-down runs)");
+                "Do not fail when the answers do not beat the majority baseline or DPO does not raise the held-out "
+                "preference accuracy (for scaled-down runs)");
   add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_demo(*a); });
 }

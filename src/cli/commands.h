@@ -23,5 +23,6 @@ void add_chat_command(CLI::App& app);
 void add_instruct_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_dpo_command(CLI::App& app);
 
 }  // namespace tv::cli

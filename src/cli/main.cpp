@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   tv::cli::add_instruct_command(app);
   tv::cli::add_eval_command(app);
   tv::cli::add_serve_command(app);
+  tv::cli::add_dpo_command(app);
 
   try {
     app.parse(argc, argv);

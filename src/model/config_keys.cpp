@@ -106,6 +106,8 @@ const std::vector<ConfigKey> kKeys = {
     {"dpo_grad_accum", T::Int, "phase-4 micro-batches per optimizer step"},
     {"dpo_log_interval", T::Int, "phase-4 steps between progress lines"},
     {"dpo_save_interval", T::Int, "phase-4 steps between step_N checkpoints"},
+    {"dpo_split_seed", T::Int, "phase-4 seed of the held-out validation split"},
+    {"dpo_precompute_ref", T::Bool, "phase-4 reference log-probs computed once before training"},
     // Every phase.
     {"seed", T::Int, "random seed (initialisation, splits, shuffling)"},
     {"matmul_precision", T::String, "fp32 or bf16 matmul operands"},

@@ -362,10 +362,13 @@ void Llama::set_head_chunk_rows(int64_t rows) {
   head_chunk_rows_ = rows;
 }
 
-Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses) {
+Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses,
+                                 const Tensor* row_scale) {
   const int64_t n = x.size(0), D = cfg_.d_model, V = cfg_.vocab_size;
   TV_CHECK(x.ndim() == 2 && x.size(1) == D && targets.numel() == n && targets.dtype() == DType::I32,
            "Llama::head_loss: x [n, ", D, "] and targets i32 [n], got ", x.describe(), " and ", targets.describe());
+  TV_CHECK(!row_scale || (row_scale->numel() == n && row_scale->dtype() == x.dtype() && row_scale->device() == x.device()),
+           "Llama::head_loss: row_scale should be [", n, "] like x, got ", row_scale ? row_scale->describe() : "");
   HeadLoss r;
   const Tensor ht = targets.to(Device::CPU);  // the count scales the gradient; the sum skips the same rows
   for (int64_t i = 0; i < n; ++i) r.count += ht.data<int32_t>()[i] != kIgnoreIndex;
@@ -379,7 +382,8 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
   // With bf16 matmuls the two products that read the logits' gradient round it to bf16 anyway: writing
   // it in bf16 gives the same bits and halves what they read. The logits themselves are then never
   // stored (linear_cross_entropy_with_grad turns each block of rows into the loss while it is in cache).
-  const bool bf16_grad = dx && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16;
+  // (Per-row scales are applied to the fp32 gradient, so they take the fp32 path.)
+  const bool bf16_grad = dx && !row_scale && x.dtype() == DType::F32 && matmul_precision() == MatmulPrecision::BF16;
   const int64_t rows = std::min(n, head_chunk_rows_);
   Tensor logits = bf16_grad ? Tensor() : Tensor::empty({rows, V}, x.dtype(), x.device());
   Tensor dl16 = bf16_grad ? Tensor::empty({rows, V}, DType::BF16, x.device()) : Tensor();
@@ -392,10 +396,11 @@ Llama::HeadLoss Llama::head_loss(const Tensor& x, const Tensor& targets, Tensor*
       ops::cross_entropy_fwd(lc, sc, lg, tc);
       continue;
     }
-    const double scale = r.count ? 1.0 / double(r.count) : 0.0;
+    const double scale = row_scale ? 1.0 : r.count ? 1.0 / double(r.count) : 0.0;
     Tensor dxc = dxn.narrow(0, r0, m);
     Tensor d = bf16_grad ? dl16.narrow(0, 0, m) : logits.narrow(0, 0, m);
     ops::linear_cross_entropy_with_grad(lc, d, xc, out_->value, tc, scale);
+    if (row_scale) ops::scale_rows(d, d, row_scale->narrow(0, r0, m));
     param_linear_bwd(&dxc, *out_, d, xc, ops::GradMode::Overwrite);
   }
   Tensor hl = losses.to(Device::CPU).to(DType::F64);

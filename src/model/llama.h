@@ -77,12 +77,15 @@ class Llama {
   // and 1 GiB of their gradient). Returns the losses summed over the counted rows. With dx, also the
   // backward of their mean (sum / count): head parameter gradients, and dx [n, D] is set to the gradient for x.
   // With row_losses, also each row's loss [n] (0 on ignored rows), for losses that sum per sequence.
-  // This is the one output layer and loss of every phase (lm_loss_step, vlm_loss_step).
+  // With row_scale ([n], x's dtype and device), the backward is that of sum_i row_scale[i] * loss_i instead
+  // of the mean (phase 4: each sequence's weight in the DPO loss).
+  // This is the one output layer and loss of every phase (lm_loss_step, vlm_loss_step, the DPO step).
   struct HeadLoss {
     double sum = 0;
     int64_t count = 0;
   };
-  HeadLoss head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses = nullptr);
+  HeadLoss head_loss(const Tensor& x, const Tensor& targets, Tensor* dx, Tensor* row_losses = nullptr,
+                     const Tensor* row_scale = nullptr);
   int64_t head_chunk_rows() const { return head_chunk_rows_; }
   void set_head_chunk_rows(int64_t rows);
 

@@ -70,7 +70,7 @@ TEST(Cli, EverySubcommandHasHelp) {
   Result top = run("--help");
   ASSERT_EQ(top.code, 0);
   for (const char* sub : {"demo", "pretrain", "generate", "perplexity", "bench", "tokenizer", "tokenize", "align",
-                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve"}) {
+                          "encode-image", "inspect", "convert", "ask", "chat", "instruct", "eval", "serve", "dpo"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     Result r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub << ": " << r.out;
@@ -126,7 +126,7 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string cmd = "cd " + dir.string() + " && " + std::string(TV_TINYVLM_BIN) +
-                    " demo --out runs/demo --documents 300 --steps 12 --align-steps 8 --instruct-steps 8 --no-answer-check --images 40 "
+                    " demo --out runs/demo --documents 300 --steps 12 --align-steps 8 --instruct-steps 8 --dpo-steps 4 --no-answer-check --images 40 "
                     "--threads 1 2>&1";
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
