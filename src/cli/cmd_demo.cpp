@@ -2,8 +2,10 @@
 // train a tokenizer, tokenize it into shards, pretrain a small decoder (phase 1) and generate from it
 // with the KV cache; then draw a synthetic image-caption set, align a small vision tower to the decoder
 // (phase 2) and caption held-out images; then instruction-tune on short conversations about the images
-// (phase 3) and ask held-out images questions. Each phase must lower its validation loss, and the answers
-// must beat always giving the most common training answer.
+// (phase 3) and ask held-out images questions; then preference-tune (DPO, phase 4) on correct against wrong
+// answers about the images. Each phase must lower its validation loss, the answers must beat always giving
+// the most common training answer, and DPO must raise the held-out preference accuracy. report.html shows
+// every phase's curves and held-out samples.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -148,7 +150,7 @@ void run_demo(const DemoArgs& a) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   DemoReport report((fs::path(a.out) / "report.html").string());
 
-  std::fprintf(stderr, "%s", banner("1/9 corpus: built-in stories and scene descriptions").c_str());
+  std::fprintf(stderr, "%s", banner("1/10 corpus: built-in stories and scene descriptions").c_str());
   std::vector<std::string> docs = demo_documents(a.documents, 2024);
   std::string corpus_path = (fs::path(a.out) / "corpus.jsonl").string();
   {
@@ -162,7 +164,7 @@ void run_demo(const DemoArgs& a) {
     std::fprintf(stderr, "wrote %zu documents (%.1f KB of text) to %s\n", docs.size(), double(bytes) / 1024, corpus_path.c_str());
   }
 
-  std::fprintf(stderr, "%s", banner("2/9 tokenizer: byte-level BPE, up to 2048 tokens").c_str());
+  std::fprintf(stderr, "%s", banner("2/10 tokenizer: byte-level BPE, up to 2048 tokens").c_str());
   tok::TrainOptions topt;
   topt.vocab_size = 2048;
   topt.min_frequency = 2;
@@ -177,7 +179,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "trained %zu merges (%d tokens; the corpus is small, so fewer than asked), saved %s\n",
                tk.num_merges(), int(tk.id_bound()), tok_path.c_str());
 
-  std::fprintf(stderr, "%s", banner("3/9 tokenize into shards").c_str());
+  std::fprintf(stderr, "%s", banner("3/10 tokenize into shards").c_str());
   std::string shard_dir = (fs::path(a.out) / "shards").string();
   tok::CorpusOptions copt;
   tok::TokenizeOptions kopt;
@@ -186,7 +188,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "%llu documents -> %llu tokens in %zu shard(s) under %s\n", (unsigned long long)ts.docs,
                (unsigned long long)ts.tokens, ts.shards.size(), shard_dir.c_str());
 
-  std::fprintf(stderr, "%s", banner("4/9 phase 1: pretrain the decoder").c_str());
+  std::fprintf(stderr, "%s", banner("4/10 phase 1: pretrain the decoder").c_str());
   std::string config_path = (fs::path(a.out) / "config.toml").string();
   write_file_atomic(config_path, "vocab_size = " + std::to_string(tk.id_bound()) + "\n" + kDemoConfig);
   PretrainOptions po;
@@ -202,7 +204,7 @@ void run_demo(const DemoArgs& a) {
   bool fell = r.has_val && r.best_val < r.first_val;
   std::fprintf(stderr, "validation loss %.4f -> %.4f: %s\n", r.first_val, r.best_val, fell ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("5/9 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
+  std::fprintf(stderr, "%s", banner("5/10 generate from the best checkpoint (KV cache, greedy, repetition penalty 1.2)").c_str());
   auto m = load_llama(checkpoint_path(po.out, "best"), "");
   const int32_t eos = tk.token_to_id("</s>");
   {
@@ -225,7 +227,7 @@ void run_demo(const DemoArgs& a) {
     report.add(p1);
   }
 
-  std::fprintf(stderr, "%s", banner("6/9 phase 2: align a vision tower to the decoder (projector only)").c_str());
+  std::fprintf(stderr, "%s", banner("6/10 phase 2: align a vision tower to the decoder (projector only)").c_str());
   SyntheticCaptionSet set = make_synthetic_captions((fs::path(a.out) / "images").string(), int(a.images), 64, 2, 7);
   std::fprintf(stderr, "drew %zu images of coloured shapes with %zu captions\n", set.images.size(), set.texts.size());
   Config cfg = Config::from_file(config_path);
@@ -257,7 +259,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "phase-2 validation loss %.4f -> %.4f: %s\n", ar.first_val, ar.best_val,
                fell2 ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("7/9 caption images with the aligned model").c_str());
+  std::fprintf(stderr, "%s", banner("7/10 caption images with the aligned model").c_str());
   {
     ParamStore vp;
     VisionLanguageModel vlm(mc, vc, vp);
@@ -277,7 +279,7 @@ void run_demo(const DemoArgs& a) {
     }
     report.add(p2);
   }
-  std::fprintf(stderr, "%s", banner("8/9 phase 3: instruction-tune the projector and decoder on conversations").c_str());
+  std::fprintf(stderr, "%s", banner("8/10 phase 3: instruction-tune the projector and decoder on conversations").c_str());
   // The held-out images are phase 2's validation images (the last vlm_val_fraction = 5%): neither phase
   // trains on them.
   const size_t held_out = std::max<size_t>(1, size_t(double(set.images.size()) * 0.05));
@@ -298,7 +300,7 @@ void run_demo(const DemoArgs& a) {
   std::fprintf(stderr, "phase-3 validation loss %.4f -> %.4f: %s\n", ir.first_val, ir.best_val,
                fell3 ? "it fell" : "it did NOT fall");
 
-  std::fprintf(stderr, "%s", banner("9/9 ask held-out images questions").c_str());
+  std::fprintf(stderr, "%s", banner("9/10 ask held-out images questions").c_str());
   bool beat = false;
   {
     ParamStore vp;
@@ -341,7 +343,7 @@ void run_demo(const DemoArgs& a) {
                                " (", kinds, "); majority-answer baseline ", base, "/", asked));
     report.add(p3);
   }
-  std::fprintf(stderr, "%s", banner("phase 4: preference-tune (DPO) on correct vs wrong answers about the images").c_str());
+  std::fprintf(stderr, "%s", banner("10/10 phase 4: preference-tune (DPO) on correct vs wrong answers about the images").c_str());
   DemoDpoOptions dpo_opt;
   dpo_opt.out = a.out;
   dpo_opt.instruct_checkpoint = checkpoint_path(io.out, "best");
@@ -358,12 +360,25 @@ void run_demo(const DemoArgs& a) {
               "(reward accuracy against the reference %.1f%%; %lld training pairs, %lld steps, %.0f s)\n",
               (long long)dpo_r.held_out_pairs, held_out, 100 * dpo_r.before, 100 * dpo_r.after, 100 * dpo_r.reward_accuracy,
               (long long)dpo_r.train_pairs, (long long)dpo_r.steps, dpo_r.seconds);
+  {
+    DemoPhase p4{"Phase 4: preference tuning (DPO)", dpo_r.run_dir, {},
+                 "Held-out pairs: log p(chosen) - log p(rejected), phase 3 -> DPO", {}};
+    p4.notes.push_back(str_cat("held-out preference accuracy ", 100 * dpo_r.before, "% -> ", 100 * dpo_r.after, "% (",
+                               dpo_r.held_out_pairs, " pairs)"));
+    for (const DemoDpoExample& e : dpo_r.examples)
+      p4.samples.push_back(demo_image_sample((fs::path(io.images) / e.image).string(), e.question,
+                                             "chosen: " + e.chosen + " / rejected: " + e.rejected,
+                                             str_cat(e.before, " -> ", e.after), e.after > 0));
+    report.add(p4);
+  }
   double secs = std::chrono::duration<double>(clock::now() - t0).count();
   std::fprintf(stderr, "\ndemo finished in %.0f s; everything is under %s\n", secs, a.out.c_str());
   auto verdict = [](bool ok) { return ok ? "fell" : "did NOT fall"; };
   report.set_summary({str_cat("The pipeline end to end on the built-in data in ", int(secs + 0.5), " s. Validation loss: phase 1 ",
                               verdict(fell), ", phase 2 ", verdict(fell2), ", phase 3 ", verdict(fell3),
-                              "; the phase-3 answers ", beat ? "beat" : "did NOT beat", " the majority-answer baseline.")});
+                              "; the phase-3 answers ", beat ? "beat" : "did NOT beat", " the majority-answer baseline; DPO ",
+                              dpo_r.raised() ? "raised" : "did NOT raise", " the held-out preference accuracy (",
+                              int(100 * dpo_r.before + 0.5), "% -> ", int(100 * dpo_r.after + 0.5), "%).")});
   std::fprintf(stderr, "the report: %s\n", report.path().c_str());
   if (!fell) fail("the demo's phase-1 validation loss did not fall");
   if (!fell2) fail("the demo's phase-2 validation loss did not fall");

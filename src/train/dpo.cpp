@@ -15,6 +15,7 @@
 #include "io/atomic_file.h"
 #include "io/run_dir.h"
 #include "io/safetensors.h"
+#include "model/weight_format.h"
 #include "tokenizer/bpe.h"
 #include "train/dpo_batches.h"
 #include "train/image_features.h"
@@ -275,6 +276,7 @@ DpoResult dpo(const DpoOptions& a) {
   if (!a.resume && !a.overwrite && holds_run(a.out))  // refuse before the (long) reference precompute
     fail(a.out, " already holds a run; pass --resume to continue it, or --overwrite to move it aside and start over");
   std::unique_ptr<LoadedVlm> m = load_vlm(a.model, a.config, a.sets);
+  require_trainable_weights(m->model->llm(), a.model);
   const Config& cfg = m->config;
   VisionLanguageModel& vlm = *m->model;
   const std::string src = cfg.source();

@@ -141,7 +141,7 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   EXPECT_TRUE(fs::exists(dir / "runs/demo/align/best.safetensors"));
   // Piped, the output reads in order: each result under its step's banner (stdout and stderr interleaved
   // as written), each caption beside the expected one.
-  const size_t caption_banner = r.out.find("== 7/9"), caption = r.out.find("img0039.png:"), next = r.out.find("== 8/9");
+  const size_t caption_banner = r.out.find("== 7/10"), caption = r.out.find("img0039.png:"), next = r.out.find("== 8/10");
   ASSERT_NE(caption_banner, std::string::npos) << r.out;
   ASSERT_NE(next, std::string::npos) << r.out;
   EXPECT_LT(caption_banner, caption) << r.out;
@@ -149,9 +149,9 @@ TEST(Cli, DemoRunsEndToEndWithARelativeOutputDirectory) {
   EXPECT_NE(r.out.substr(caption, r.out.find('\n', caption) - caption).find("expected: "), std::string::npos) << r.out;
   // The demo's report: every phase's section, the held-out images inline; each run folder has its own.
   const std::string report = read_file((dir / "runs/demo/report.html").string());
-  for (const char* part : {"Phase 1", "Phase 2", "Phase 3", "data:image/png;base64,", "<svg", "majority-answer baseline"})
+  for (const char* part : {"Phase 1", "Phase 2", "Phase 3", "Phase 4", "data:image/png;base64,", "<svg", "majority-answer baseline"})
     EXPECT_NE(report.find(part), std::string::npos) << part;
-  for (const char* run : {"pretrain", "align", "instruct"}) EXPECT_TRUE(fs::exists(dir / "runs/demo" / run / "report.html")) << run;
+  for (const char* run : {"pretrain", "align", "instruct", "dpo"}) EXPECT_TRUE(fs::exists(dir / "runs/demo" / run / "report.html")) << run;
   fs::remove_all(dir);
 }
 
