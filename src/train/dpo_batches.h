@@ -16,7 +16,7 @@
 namespace tv {
 
 class ImageFeatureSource;
-class ImageFeatureStream;
+class ImageEpochs;
 
 struct DpoBatch {
   Tensor features;                   // [2B, P, hidden]: each pair's tower features (computed once) for both rows
@@ -48,21 +48,14 @@ class DpoBatches {
   void restore(const std::string& s);
 
   int64_t steps_per_epoch() const;
-  int64_t skipped() const { return skipped_; }
+  int64_t skipped() const;
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:
-  void start_epoch(int64_t e);
-
   const DpoTokens& tok_;
-  std::vector<std::string> images_;
   ConversationFormat f_;
-  ImageFeatureSource& features_;
   DpoBatchOptions o_;
-  int64_t epoch_ = 0, cursor_ = 0, batch_ = 0, skipped_ = 0;
-  std::vector<int64_t> order_;
-  std::unique_ptr<ImageFeatureStream> stream_;
-  int64_t stream_start_ = 0;
+  std::unique_ptr<ImageEpochs> epochs_;
 };
 
 }  // namespace tv

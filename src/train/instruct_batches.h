@@ -17,7 +17,7 @@
 namespace tv {
 
 class ImageFeatureSource;
-class ImageFeatureStream;
+class ImageEpochs;
 
 struct InstructBatch {
   Tensor features;                   // [B, P, hidden]
@@ -45,23 +45,16 @@ class InstructBatches {
   void restore(const std::string& s);
 
   int64_t steps_per_epoch() const;
-  int64_t skipped() const { return skipped_; }  // rows passed over for an unreadable image
-  int64_t epoch() const { return epoch_; }
+  int64_t skipped() const;  // rows passed over for an unreadable image
+  int64_t epoch() const;
   // The order of an epoch (exposed for tests).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:
-  void start_epoch(int64_t e);
-
   const InstructTokens& tok_;
-  std::vector<std::string> images_;
   ConversationFormat f_;
-  ImageFeatureSource& features_;
   InstructBatchOptions o_;
-  int64_t epoch_ = 0, cursor_ = 0, batch_ = 0, skipped_ = 0;
-  std::vector<int64_t> order_;
-  std::unique_ptr<ImageFeatureStream> stream_;
-  int64_t stream_start_ = 0;
+  std::unique_ptr<ImageEpochs> epochs_;
 };
 
 }  // namespace tv
